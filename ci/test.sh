@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, configure, build, run the CUnit
+# suites with ctest; then the ASan+UBSan build of the parser and dequant suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure -j "$jobs")
+
+# Sanitizer variant: hostile-input suites under ASan+UBSan (CUDA off).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DINFER_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ctest --output-on-failure -j "$jobs" -L sanitize)

@@ -1,0 +1,25 @@
+/* The CUDA backend's only door: plain C declarations the runtime calls.
+ * Built only when nvcc is found (INFER_HAVE_CUDA). */
+#ifndef INFER_CUDA_H
+#define INFER_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infer/backend.h"
+#include "infer/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when a usable CUDA device exists; otherwise 0 and the reason in err. */
+int infer_cuda_available(infer_error *err);
+/* Device name, e.g. "NVIDIA H100 80GB HBM3"; "" when none. */
+const char *infer_cuda_device_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

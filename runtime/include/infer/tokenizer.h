@@ -1,0 +1,51 @@
+/* Tokenizers read from GGUF: byte-level BPE (tokenizer.ggml.model = gpt2, with
+ * the pre-tokenizer tokenizer.ggml.pre names) and SentencePiece-style (llama). */
+#ifndef INFER_TOKENIZER_H
+#define INFER_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infer/error.h"
+#include "infer/gguf.h"
+
+typedef struct infer_tokenizer infer_tokenizer;
+
+infer_tokenizer *infer_tokenizer_load(const gguf_file *f, infer_error *err);
+void infer_tokenizer_free(infer_tokenizer *t);
+
+int32_t infer_tokenizer_n_vocab(const infer_tokenizer *t);
+int32_t infer_tokenizer_bos(const infer_tokenizer *t); /* -1 when none */
+int32_t infer_tokenizer_eos(const infer_tokenizer *t);
+/* End of generation: eos, <|im_end|>, <|endoftext|> and other EOG tokens. */
+int infer_tokenizer_is_eog(const infer_tokenizer *t, int32_t id);
+/* Id of a token whose text is exactly s, or -1. */
+int32_t infer_tokenizer_find(const infer_tokenizer *t, const char *s);
+
+/* Encodes text; control tokens such as <|im_start|> are matched only when
+ * parse_special. *ids is malloc'd (caller frees). Adds BOS when the vocab asks. */
+int infer_tokenize(const infer_tokenizer *t, const char *text, size_t len, int parse_special,
+		   int32_t **ids, size_t *n_ids, infer_error *err);
+
+/* The raw bytes of one token (byte-level decoding applied). */
+int infer_token_bytes(const infer_tokenizer *t, int32_t id, const char **bytes, size_t *len);
+
+/* Streaming decoder: holds back an incomplete UTF-8 sequence until it completes. */
+typedef struct infer_detok {
+	unsigned char pending[8];
+	size_t n_pending;
+} infer_detok;
+/* Appends the complete UTF-8 bytes produced by id to out (at most cap bytes);
+ * returns the number written or a negative error. */
+int infer_detok_push(const infer_tokenizer *t, infer_detok *st, int32_t id, char *out, size_t cap);
+/* Flushes what is left (invalid/incomplete sequences as U+FFFD). */
+int infer_detok_flush(infer_detok *st, char *out, size_t cap);
+
+/* Detokenizes a whole sequence into a malloc'd NUL-terminated string. */
+char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n);
+
+/* ChatML (Qwen2): "<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n",
+ * malloc'd. */
+char *infer_chat_format(const infer_tokenizer *t, const char *user_msg);
+
+#endif

@@ -1,0 +1,12 @@
+/* infer bench: not implemented yet (placeholder so the CLI links; fails loudly). */
+#include <stdio.h>
+
+#include "commands.h"
+
+int cmd_bench(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "error: infer bench is not implemented\n");
+	return 2;
+}

@@ -1,0 +1,12 @@
+/* infer serve: not implemented yet (placeholder so the CLI links; fails loudly). */
+#include <stdio.h>
+
+#include "commands.h"
+
+int cmd_serve(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "error: infer serve is not implemented\n");
+	return 2;
+}

@@ -17,6 +17,8 @@ extern "C" {
 int infer_cuda_available(infer_error *err);
 /* Device name, e.g. "NVIDIA H100 80GB HBM3"; "" when none. */
 const char *infer_cuda_device_name(void);
+/* The CUDA kernel-level op table (backend.h contract), NULL + err when unavailable. */
+const infer_ops *infer_cuda_ops(infer_error *err);
 
 #ifdef __cplusplus
 }

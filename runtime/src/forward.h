@@ -1,0 +1,67 @@
+/* The forward pass behind a session, one implementation per backend.
+ *
+ * session.c owns what every backend shares (the model, the position, the tap
+ * callback, the context size) and calls one of these tables for the work.
+ * The CPU table lives in forward_cpu.c; the CUDA table in kernels/ (helper
+ * code compiled by nvcc, so everything here is plain C behind extern "C").
+ *
+ * Contract of eval (both backends, so their results are comparable):
+ * - tokens[0..n) sit at positions pos..pos+n-1; keys/values for positions
+ *   < pos are already in the backend's cache from earlier evals;
+ * - it stores the new keys/values at pos..pos+n-1 (session.c has checked
+ *   pos + n <= n_ctx and that every token id is in range);
+ * - logits: NULL, or all_logits ? [n][n_vocab] : [n_vocab] of the last token;
+ * - when tap != NULL it calls tap(user, name, data, n, dim) with host float32
+ *   [n][dim] for every intermediate, named as llama.cpp names them, in this
+ *   order per layer N: attn_norm-N, Qcur-N, Kcur-N, Vcur-N (after bias, Q/K
+ *   after RoPE), kqv_out-N, ffn_inp-N, ffn_norm-N, ffn_gate-N, ffn_up-N,
+ *   ffn_swiglu-N, ffn_out-N, l_out-N; then result_norm, result_output.
+ *   Before layer 0 it taps "embd" (the token embeddings).
+ * Returns 0 or a negative INFER_E_* with err filled. */
+#ifndef INFER_FORWARD_H
+#define INFER_FORWARD_H
+
+#include <stdint.h>
+
+#include "infer/error.h"
+#include "infer/model.h"
+#include "infer/session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct infer_forward_opts {
+	int32_t n_ctx;      /* positions the KV cache must hold (resolved, > 0) */
+	int32_t n_threads;  /* cpu: resolved, >= 1 */
+} infer_forward_opts;
+
+typedef struct infer_forward {
+	const char *backend; /* "cpu" or "cuda" */
+	/* Allocates the backend state (KV cache, scratch, device copies of the
+	 * weights). NULL + err on failure. */
+	void *(*init)(const infer_model *m, const infer_forward_opts *o, infer_error *err);
+	int (*eval)(void *state, const int32_t *tokens, int32_t n, int32_t pos,
+		    float *logits, int all_logits, infer_tap_fn tap, void *tap_user,
+		    infer_error *err);
+	/* The cache is about to be reused from position 0; may be NULL. */
+	void (*reset)(void *state);
+	void (*free)(void *state);
+	/* Evidence for the anti-cheat check (session.h); may be NULL (= 0). */
+	uint64_t (*device_bytes)(const void *state);
+	uint64_t (*kernel_launches)(const void *state);
+} infer_forward;
+
+/* forward_cpu.c */
+extern const infer_forward infer_forward_cpu;
+
+#ifdef INFER_HAVE_CUDA
+/* kernels/ (helper F): defined in a .cu file with C linkage. */
+extern const infer_forward infer_forward_cuda;
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -101,6 +101,10 @@ int64_t gguf_n_kv(const gguf_file *f);
 const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);
 const char *gguf_vtype_name(enum gguf_vtype t);
+/* Bytes of one fixed-size value; 0 for STRING, ARRAY and unknown types. */
+size_t gguf_vtype_size(enum gguf_vtype t);
+/* Short name of a gguf_status / infer_status code ("truncated", "bad magic"). */
+const char *gguf_status_name(int code);
 
 /* Typed getters: GGUF_E_KEY when missing, GGUF_E_TYPE when the stored type differs. */
 int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, infer_error *err);

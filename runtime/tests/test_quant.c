@@ -1,0 +1,282 @@
+/* Quantizers (float -> blocks) against ggml: the `input` tensor of every
+ * golden file is quantized with our encoder and compared with ggml's
+ * `blocks`. Types whose ggml encoder is a fixed formula (f16, bf16, q8_0,
+ * q4_0, q4_1, q5_0, q5_1, q1_0, q2_0, mxfp4, nvfp4, tq1_0, tq2_0, q8_K) must
+ * match byte for byte. The k-quant / iq4_nl encoders are our own searches:
+ * for them the block match rate is reported and the round-trip error
+ * dequant(quantize(x)) must stay within a bound of ggml's own error. */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer/quant.h"
+#include "util_dqgold.h"
+
+static dqg_set gold;
+static int gold_state;
+
+static int skip_if_absent(void)
+{
+	if (gold_state == 0) {
+		printf("skipped: reference set not found ");
+		return 1;
+	}
+	CU_ASSERT_EQUAL_FATAL(gold_state, 1);
+	return 0;
+}
+
+static int exact_type(uint32_t id)
+{
+	switch (id) {
+	case INFER_TYPE_F16: case INFER_TYPE_BF16: case INFER_TYPE_Q8_0:
+	case INFER_TYPE_Q4_0: case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_0:
+	case INFER_TYPE_Q5_1: case INFER_TYPE_Q1_0: case INFER_TYPE_Q2_0:
+	case INFER_TYPE_MXFP4: case INFER_TYPE_NVFP4: case INFER_TYPE_TQ1_0:
+	case INFER_TYPE_TQ2_0: case INFER_TYPE_Q8_K:
+		return 1;
+	}
+	return 0;
+}
+
+/* Blocks of a and b that differ. */
+static int64_t blocks_differ(const uint8_t *a, const uint8_t *b, int64_t nb, uint32_t ts)
+{
+	int64_t bad = 0;
+
+	for (int64_t i = 0; i < nb; i++)
+		bad += memcmp(a + i * ts, b + i * ts, ts) != 0;
+	return bad;
+}
+
+static double sq_err(const float *x, const float *y, int64_t n)
+{
+	double s = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		s += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+	return s;
+}
+
+/* Quantizes one file's input; fills our blocks and their dequantization. */
+static int roundtrip(const dqg_entry *e, const dqg_file *f, uint8_t *q, float *y)
+{
+	int64_t n = f->input->n_elements;
+	infer_error err;
+
+	if (infer_quantize(e->type_id, f->input->data, q, n, e->file, &err) ||
+	    infer_dequantize(e->type_id, q, y, n, e->file, &err)) {
+		fprintf(stderr, "%s: %s\n", e->file, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void test_exact_quantizers(void)
+{
+	int files = 0;
+
+	if (skip_if_absent())
+		return;
+	for (int i = 0; i < gold.n; i++) {
+		const dqg_entry *e = &gold.e[i];
+		dqg_file f;
+		uint8_t *q;
+		float *y;
+		int64_t bad;
+
+		if (!e->has_input || !exact_type(e->type_id))
+			continue;
+		CU_ASSERT_EQUAL_FATAL(dqg_open(&gold, e, &f), 0);
+		q = malloc(f.blocks->nbytes);
+		y = malloc((size_t)f.input->n_elements * sizeof(float));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+		CU_ASSERT_EQUAL_FATAL(roundtrip(e, &f, q, y), 0);
+		bad = blocks_differ(q, f.blocks->data, (int64_t)e->n_blocks, e->type_size);
+		if (bad)
+			fprintf(stderr, "%s: %lld of %llu blocks differ from ggml\n", e->file,
+				(long long)bad, (unsigned long long)e->n_blocks);
+		CU_ASSERT_EQUAL(bad, 0);
+		files++;
+		free(q);
+		free(y);
+		dqg_close(&f);
+	}
+	printf("\n  %d files byte-identical to ggml's encoder ", files);
+	CU_ASSERT_EQUAL(files, 14 * 7); /* 14 types x 7 distributions with input */
+}
+
+/* Own-search encoders: report the match rate; require the round-trip error
+ * to be at most `slack` times ggml's error on the same input (plus a floor
+ * for files where both are ~0). */
+static void check_search_type(uint32_t id, double slack)
+{
+	int64_t match = 0, total = 0;
+	double ours_all = 0, ggml_all = 0;
+
+	for (int i = 0; i < gold.n; i++) {
+		const dqg_entry *e = &gold.e[i];
+		dqg_file f;
+		uint8_t *q;
+		float *y;
+		double ours, ref, sig;
+		int64_t n;
+
+		if (e->type_id != id || !e->has_input)
+			continue;
+		CU_ASSERT_EQUAL_FATAL(dqg_open(&gold, e, &f), 0);
+		n = f.input->n_elements;
+		q = malloc(f.blocks->nbytes);
+		y = malloc((size_t)n * sizeof(float));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+		CU_ASSERT_EQUAL_FATAL(roundtrip(e, &f, q, y), 0);
+		match += (int64_t)e->n_blocks -
+			 blocks_differ(q, f.blocks->data, (int64_t)e->n_blocks, e->type_size);
+		total += (int64_t)e->n_blocks;
+		ours = sq_err(f.input->data, y, n);
+		ref = sq_err(f.input->data, f.expected->data, n);
+		sig = 0;
+		for (int64_t k = 0; k < n; k++)
+			sig += (double)((const float *)f.input->data)[k] * ((const float *)f.input->data)[k];
+		ours_all += ours / (sig > 0 ? sig : 1);
+		ggml_all += ref / (sig > 0 ? sig : 1);
+		printf("\n    %-22s rel.err ours %.3e ggml %.3e", e->file,
+		       sqrt(ours / (sig > 0 ? sig : 1)), sqrt(ref / (sig > 0 ? sig : 1)));
+		if (!(ours <= slack * ref + 1e-12 * sig))
+			fprintf(stderr, "%s: round-trip error %.4g exceeds %.1f x ggml's %.4g\n",
+				e->file, ours, slack, ref);
+		CU_ASSERT(ours <= slack * ref + 1e-12 * sig);
+		free(q);
+		free(y);
+		dqg_close(&f);
+	}
+	printf("\n  %s: %lld/%lld blocks identical to ggml (%.1f%%), mean rel. sq. error ours %.3e ggml %.3e ",
+	       infer_type_name(id), (long long)match, (long long)total,
+	       total ? 100.0 * match / total : 0.0, ours_all / 7, ggml_all / 7);
+	CU_ASSERT(total > 0);
+}
+
+static void test_q4_k(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_Q4_K, 1.5);
+}
+
+static void test_q5_k(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_Q5_K, 1.5);
+}
+
+static void test_q6_k(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_Q6_K, 1.5);
+}
+
+static void test_iq4_nl(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_IQ4_NL, 1.5);
+}
+
+/* The byte comparison used above notices a single changed byte, and the
+ * error bound notices a broken encoder (all quants zeroed). */
+static void test_checks_can_fail(void)
+{
+	const dqg_entry *e = NULL;
+	dqg_file f;
+	uint8_t *q;
+	float *y;
+
+	if (skip_if_absent())
+		return;
+	for (int i = 0; i < gold.n && !e; i++)
+		if (!strcmp(gold.e[i].file, "q4_K.gauss.gguf"))
+			e = &gold.e[i];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL_FATAL(dqg_open(&gold, e, &f), 0);
+	q = malloc(f.blocks->nbytes);
+	y = malloc((size_t)f.input->n_elements * sizeof(float));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+	memcpy(q, f.blocks->data, f.blocks->nbytes);
+	CU_ASSERT_EQUAL(blocks_differ(q, f.blocks->data, (int64_t)e->n_blocks, e->type_size), 0);
+	q[5 * e->type_size + 100] ^= 0x10;
+	CU_ASSERT_EQUAL(blocks_differ(q, f.blocks->data, (int64_t)e->n_blocks, e->type_size), 1);
+	/* Zeroed quants (scales kept) decode far from the input. */
+	CU_ASSERT_EQUAL(roundtrip(e, &f, q, y), 0);
+	for (uint64_t b = 0; b < e->n_blocks; b++)
+		memset(q + b * e->type_size + 16, 0, 128);
+	infer_dequantize(e->type_id, q, y, f.input->n_elements, "x", NULL);
+	CU_ASSERT(sq_err(f.input->data, y, f.input->n_elements) >
+		  1.5 * sq_err(f.input->data, f.expected->data, f.input->n_elements));
+	free(q);
+	free(y);
+	dqg_close(&f);
+}
+
+/* Encoders without golden input: round trip on synthetic data. */
+static void test_q8_1_and_f64(void)
+{
+	float x[64], y[64];
+	uint8_t q[2 * 36];
+	double d[64];
+
+	for (int i = 0; i < 64; i++)
+		x[i] = sinf((float)i) * 3.0f;
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_Q8_1, x, q, 64, "q8_1", NULL), 0);
+	CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_Q8_1, q, y, 64, "q8_1", NULL), 0);
+	for (int i = 0; i < 64; i++)
+		CU_ASSERT(fabsf(x[i] - y[i]) <= 3.0f / 127 * 0.5f * 1.01f);
+	/* s = fp16(d * sum(qs)) */
+	{
+		int sum = 0;
+
+		for (int j = 0; j < 32; j++)
+			sum += (int8_t)q[4 + j];
+		float dd = infer_fp16_to_fp32((uint16_t)(q[0] | q[1] << 8));
+		float s = infer_fp16_to_fp32((uint16_t)(q[2] | q[3] << 8));
+		CU_ASSERT(fabsf(s - dd * sum) <= fabsf(dd * sum) * 1e-3f + 1e-6f);
+	}
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_F64, x, d, 64, "f64", NULL), 0);
+	CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_F64, d, y, 64, "f64", NULL), 0);
+	CU_ASSERT_EQUAL(memcmp(x, y, sizeof(x)), 0);
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_I32, x, q, 16, "i32", NULL), INFER_E_UNSUPPORTED);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{ "fixed-formula encoders match ggml byte for byte", test_exact_quantizers },
+		{ "q4_K encoder: match rate and error bound", test_q4_k },
+		{ "q5_K encoder: match rate and error bound", test_q5_k },
+		{ "q6_K encoder: match rate and error bound", test_q6_k },
+		{ "iq4_nl encoder: match rate and error bound", test_iq4_nl },
+		{ "the checks can fail", test_checks_can_fail },
+		{ "q8_1 and f64 round trip", test_q8_1_and_f64 },
+	};
+	CU_pSuite s;
+	int failed;
+
+	gold_state = dqg_load(&gold);
+	if (gold_state == 0)
+		printf("dequant golden set not found: golden-file tests skip\n");
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	s = CU_add_suite("quant", NULL, NULL);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		CU_add_test(s, tests[i].name, tests[i].fn);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
+	CU_cleanup_registry();
+	dqg_free(&gold);
+	return failed ? 1 : 0;
+}

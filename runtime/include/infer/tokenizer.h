@@ -27,6 +27,12 @@ int32_t infer_tokenizer_find(const infer_tokenizer *t, const char *s);
 int infer_tokenize(const infer_tokenizer *t, const char *text, size_t len, int parse_special,
 		   int32_t **ids, size_t *n_ids, infer_error *err);
 
+/* As infer_tokenize with explicit control over BOS/EOS: add_special adds
+ * them only where the vocabulary asks (tokenizer.ggml.add_bos_token /
+ * add_eos_token); 0 never adds them (the conformance vectors use 0). */
+int infer_tokenize_ex(const infer_tokenizer *t, const char *text, size_t len, int parse_special,
+		      int add_special, int32_t **ids, size_t *n_ids, infer_error *err);
+
 /* The raw bytes of one token (byte-level decoding applied). */
 int infer_token_bytes(const infer_tokenizer *t, int32_t id, const char **bytes, size_t *len);
 
@@ -47,5 +53,23 @@ char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n);
 /* ChatML (Qwen2): "<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n",
  * malloc'd. */
 char *infer_chat_format(const infer_tokenizer *t, const char *user_msg);
+
+/* Tokenizer test vectors in llama.cpp's layout: NAME.inp holds strings each
+ * followed by "\n__ggml_vocab_test__\n"; the .out file has one line per
+ * string, every id preceded by one space. */
+typedef struct infer_tokvec {
+	size_t n;
+	char **text;      /* NUL-terminated copies (the text may hold NULs: use text_len) */
+	size_t *text_len;
+	int32_t **ids;
+	size_t *n_ids;
+	size_t *out_line; /* 1-based line of each expected list in the .out file */
+} infer_tokvec;
+
+/* Reads and cross-checks both files; a malformed file is an error naming
+ * file:line:col. */
+int infer_tokvec_load(const char *inp_path, const char *out_path, infer_tokvec *v,
+		      infer_error *err);
+void infer_tokvec_free(infer_tokvec *v);
 
 #endif

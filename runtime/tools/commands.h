@@ -8,6 +8,7 @@ int cmd_dequant(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_dequant(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct verb verbs[] = {
 	{ "tokenize", cmd_tokenize, "tokenize -m MODEL.gguf [--special] (-p TEXT | --file F)" },
 	{ "generate", cmd_generate, "generate -m MODEL.gguf -p PROMPT [--chat] [--n N] [--temp T] ..." },
 	{ "bench", cmd_bench, "bench -m MODEL.gguf [--backend cpu|cuda] [--prompt 512] [--gen 128] [--json]" },
+	{ "bench-dequant", cmd_bench_dequant, "bench-dequant [--json] [--type T] [--seconds S]   CPU dequant MB/s per type, one core" },
 	{ "serve", cmd_serve, "serve -m MODEL.gguf [--backend cpu|cuda] [--host H] [--port N]" },
 };
 

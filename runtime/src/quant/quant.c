@@ -20,25 +20,16 @@
 
 float infer_fp16_to_fp32(uint16_t h)
 {
-	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-	uint32_t exp = (h >> 10) & 0x1fu;
-	uint32_t man = h & 0x3ffu;
-	uint32_t e32;
+	const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	const uint32_t em = h & 0x7fffu; /* exponent and mantissa */
 
-	if (exp == 0x1f) /* inf / NaN keep their payload */
-		return f32_from_bits(sign | 0x7f800000u | (man << 13));
-	if (exp != 0)
-		return f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
-	if (man == 0)
-		return f32_from_bits(sign); /* keeps -0.0 */
-	/* Subnormal half: man * 2^-24. Normalise it (float32 has the range),
-	 * never flush: the goldens have subnormal fp16 scales. */
-	e32 = 113; /* biased float exponent of 2^-14 */
-	while (!(man & 0x400u)) {
-		man <<= 1;
-		e32--;
-	}
-	return f32_from_bits(sign | (e32 << 23) | ((man & 0x3ffu) << 13));
+	if (em >= 0x7c00u) /* inf / NaN keep their payload */
+		return f32_from_bits(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
+	if (em >= 0x0400u) /* normal: widen the fields, rebias 15 -> 127 */
+		return f32_from_bits(sign | ((em << 13) + (112u << 23)));
+	/* Zero or subnormal half: em * 2^-24, exact in float32 (a normal float
+	 * for em > 0). Never flushed: the goldens have subnormal fp16 scales. */
+	return f32_from_bits(sign | f32_bits((float)em * 0x1p-24f));
 }
 
 uint16_t infer_fp32_to_fp16(float f)

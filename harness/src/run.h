@@ -9,6 +9,10 @@
 #include "report/report.h" /* REPORT_SCHEMA */
 #include "spec.h"
 
+#ifndef REPORT_SCHEMA
+#define REPORT_SCHEMA "conform-report/1"
+#endif
+
 struct run_options {
 	const char *backend; /* "cpu", "cuda" or "all" */
 	const char *filter;  /* glob on the check id ("tag:GLOB" matches a tag); NULL: all */

@@ -7,6 +7,7 @@
  * grow with the row length (RMSNorm's sum of squares, softmax's sum of
  * exponentials) accumulate in double; RoPE angles are computed in double. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,40 @@ float cpu_dot(const float *a, const float *b, int64_t n)
 	return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+/* F16 is the common weight type and per-element bit manipulation was most
+ * of the decode time, so F16 rows are widened through a 65536-entry table.
+ * The table is filled from infer_fp16_to_fp32 itself: bit-identical to
+ * infer_dequantize by construction (test_ops checks it). */
+static float f16_table[65536];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_init(void)
+{
+	for (uint32_t h = 0; h < 65536; h++)
+		f16_table[h] = infer_fp16_to_fp32((uint16_t)h);
+}
+
+static void f16_row(const uint8_t *src, float *dst, int64_t n)
+{
+	pthread_once(&f16_once, f16_table_init);
+	for (int64_t i = 0; i < n; i++)
+		dst[i] = f16_table[src[2 * i] | (uint32_t)src[2 * i + 1] << 8];
+}
+
+/* One weight row as float32: F32 in place, F16 via the table, the rest via
+ * the quant table (quant.h). */
+static const float *row_f32(const uint8_t *row, uint32_t wtype, int64_t K, float *buf,
+			    const char *what, infer_error *err)
+{
+	if (wtype == INFER_TYPE_F32)
+		return (const float *)row;
+	if (wtype == INFER_TYPE_F16) {
+		f16_row(row, buf, K);
+		return buf;
+	}
+	return infer_dequantize(wtype, row, buf, K, what, err) ? NULL : buf;
+}
+
 int cpu_mul_mat_rows(const void *w, uint32_t wtype, int64_t K, int64_t M,
 		     int64_t m0, int64_t m1, const float *x, int64_t N, float *y,
 		     float *rowbuf, const char *what, infer_error *err)
@@ -42,12 +77,9 @@ int cpu_mul_mat_rows(const void *w, uint32_t wtype, int64_t K, int64_t M,
 				       what ? what : "mul_mat", (long long)K, infer_type_name(wtype));
 	for (int64_t m = m0; m < m1; m++) {
 		const uint8_t *row = (const uint8_t *)w + (uint64_t)m * row_bytes;
-		const float *wr = rowbuf;
+		const float *wr = row_f32(row, wtype, K, rowbuf, what, err);
 
-		/* F32 rows are used in place: same values, no copy. */
-		if (wtype == INFER_TYPE_F32)
-			wr = (const float *)row;
-		else if (infer_dequantize(wtype, row, rowbuf, K, what, err))
+		if (!wr)
 			return err ? err->code : INFER_E_UNSUPPORTED;
 		for (int64_t n = 0; n < N; n++)
 			y[n * M + m] = cpu_dot(wr, x + n * K, K);

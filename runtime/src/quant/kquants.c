@@ -172,12 +172,16 @@ static float fit_affine(const float *x, int n, int nmax, float *a_out, float *m_
 	float mn = 0.0f, mx = x[0];
 	float best_err = INFINITY;
 
+	/* Comparisons, not fminf/fmaxf, so that signed zeros give the same
+	 * result in every build. mn <= 0: the offset only moves the grid down. */
 	for (int j = 0; j < n; j++) {
-		mn = fminf(mn, x[j]); /* the offset can only move the grid down */
-		mx = fmaxf(mx, x[j]);
+		if (x[j] < mn)
+			mn = x[j];
+		if (x[j] > mx)
+			mx = x[j];
 	}
 	*a_out = 0.0f;
-	*m_out = -mn;
+	*m_out = 0.0f - mn; /* +0.0, never -0.0 */
 	if (!(mx > mn))
 		return 0.0f;
 	for (int step = -8; step <= 8; step++) {
@@ -213,7 +217,7 @@ static float fit_affine(const float *x, int n, int nmax, float *a_out, float *m_
 		if (err < best_err) {
 			best_err = err;
 			*a_out = a;
-			*m_out = -off;
+			*m_out = 0.0f - off;
 		}
 	}
 	return best_err;

@@ -35,13 +35,18 @@ static float absmax(const float *x, int n)
 	return amax;
 }
 
+/* Plain comparisons, not fminf/fmaxf: those may return either zero for
+ * (+0, -0), and the sign of the stored minimum must not depend on the build.
+ * First occurrence wins, as in ggml's encoder. */
 static void min_max(const float *x, int n, float *mn, float *mx)
 {
-	*mn = INFINITY;
-	*mx = -INFINITY;
-	for (int j = 0; j < n; j++) {
-		*mn = fminf(*mn, x[j]);
-		*mx = fmaxf(*mx, x[j]);
+	*mn = x[0];
+	*mx = x[0];
+	for (int j = 1; j < n; j++) {
+		if (x[j] < *mn)
+			*mn = x[j];
+		if (x[j] > *mx)
+			*mx = x[j];
 	}
 }
 

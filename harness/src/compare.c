@@ -50,6 +50,14 @@ json_t *cmp_json_number(double v)
 	return json_real(v);
 }
 
+/* An integral count kept in a double (ULP distances): an integer in JSON. */
+static json_t *json_count(double v)
+{
+	if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+		return json_integer((json_int_t)v);
+	return cmp_json_number(v);
+}
+
 /* ---- tolerance ---------------------------------------------------------- */
 
 static int tol_limit(const char *key, const json_t *v, double lo, double hi,
@@ -434,7 +442,7 @@ static json_t *worst_json(const float *a, const float *b, int64_t i,
 			 "expected", cmp_json_number(b[i]),
 			 "abs_err", cmp_json_number(ad),
 			 "rel_err", cmp_json_number(rel_err(ad, b[i])),
-			 "ulp", cmp_json_number(ulp));
+			 "ulp", json_count(ulp));
 }
 
 static json_t *hist_json(const double edges[HIST_BINS + 1],
@@ -461,7 +469,7 @@ static json_t *metrics_json(int64_t n, const struct cmp_acc *s, const struct cmp
 	json_object_set_new(m, "max_abs", cmp_json_number(s->max_abs));
 	json_object_set_new(m, "max_rel", cmp_json_number(s->max_rel));
 	json_object_set_new(m, "nmse", cmp_json_number(nmse_of(s)));
-	json_object_set_new(m, "max_ulp", cmp_json_number(s->max_ulp));
+	json_object_set_new(m, "max_ulp", json_count(s->max_ulp));
 	json_object_set_new(m, "cosine", cmp_json_number(cosine_of(s)));
 	if (!r)
 		return m;

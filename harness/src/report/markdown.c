@@ -1,0 +1,161 @@
+/* summary.md: the verdict, counts per suite and every non-passing check, for
+ * CI logs and job summaries (GitHub/GitLab render it). Passing checks are only
+ * counted: a run has hundreds, and the HTML page lists them all. Table cells
+ * are escaped so a message with '|', '<', backticks or newlines cannot break
+ * the table or inject markup. */
+#include <string.h>
+
+#include "report_internal.h"
+
+/* Plain text in a table cell. */
+static void md_text(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '|' || c == '\\' || c == '`' || c == '*' || c == '_' ||
+		    c == '[' || c == ']' || c == '#')
+			fprintf(f, "\\%c", c);
+		else if (c == '<')
+			fputs("&lt;", f);
+		else if (c == '>')
+			fputs("&gt;", f);
+		else if (c == '&')
+			fputs("&amp;", f);
+		else if (c < 0x20 || c == 0x7f)
+			fputc(' ', f);
+		else
+			fputc(c, f);
+	}
+}
+
+/* A code span, delimited by one backtick more than the longest run inside. */
+static void md_code(FILE *f, const char *s)
+{
+	int run = 0, longest = 0, i;
+	const char *p;
+	size_t len = strlen(s);
+	int pad = len && (s[0] == '`' || s[len - 1] == '`' || s[0] == ' ');
+
+	for (p = s; *p; p++) {
+		run = *p == '`' ? run + 1 : 0;
+		if (run > longest)
+			longest = run;
+	}
+	for (i = 0; i <= longest; i++)
+		fputc('`', f);
+	fputs(pad ? " " : "", f);
+	for (p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '|')
+			fputs("\\|", f); /* GFM splits cells before parsing code spans */
+		else if (c < 0x20 || c == 0x7f)
+			fputc(' ', f);
+		else
+			fputc(c, f);
+	}
+	fputs(pad ? " " : "", f);
+	for (i = 0; i <= longest; i++)
+		fputc('`', f);
+}
+
+static void meta_line(FILE *f, const char *key, const json_t *v)
+{
+	char buf[512];
+
+	report_fmt_value(v, buf, sizeof(buf));
+	fputs("- ", f);
+	md_text(f, key);
+	fputs(": ", f);
+	md_code(f, buf);
+	fputc('\n', f);
+}
+
+/* Run metadata: scalars, and one level of objects (tool versions) as a.b. */
+static void metadata(FILE *f, const json_t *meta)
+{
+	const char *key, *sub;
+	json_t *v, *w;
+	char name[256];
+
+	json_object_foreach((json_t *)meta, key, v) {
+		if (json_is_array(v))
+			continue;
+		if (!json_is_object(v)) {
+			meta_line(f, key, v);
+			continue;
+		}
+		json_object_foreach(v, sub, w) {
+			if (json_is_object(w) || json_is_array(w))
+				continue;
+			snprintf(name, sizeof(name), "%s.%s", key, sub);
+			meta_line(f, name, w);
+		}
+	}
+}
+
+static void suite_table(FILE *f, const json_t *results)
+{
+	json_t *suites = report_suites(results), *s;
+	struct report_counts c;
+	size_t i;
+
+	fputs("\n| suite | checks | pass | fail | skip | error |\n|---|--:|--:|--:|--:|--:|\n", f);
+	json_array_foreach(suites, i, s) {
+		report_count(results, json_string_value(s), &c);
+		fputs("| ", f);
+		md_text(f, json_string_value(s));
+		fprintf(f, " | %d | %d | %d | %d | %d |\n", c.total, c.n[RS_PASS], c.n[RS_FAIL],
+			c.n[RS_SKIP], c.n[RS_ERROR]);
+	}
+	json_decref(suites);
+}
+
+/* One table of the results whose status is st1 or st2; nothing when none. */
+static void listing(FILE *f, const json_t *results, const char *title, int st1, int st2)
+{
+	const json_t *r;
+	size_t i;
+	int any = 0;
+
+	json_array_foreach(results, i, r) {
+		int st = report_result_status(r);
+
+		if (st != st1 && st != st2)
+			continue;
+		if (!any)
+			fprintf(f, "\n## %s\n\n| status | suite | check | backend | message |\n"
+				"|---|---|---|---|---|\n", title);
+		any = 1;
+		fprintf(f, "| %s | ", report_status_names[st]);
+		md_text(f, report_str(r, "suite", ""));
+		fputs(" | ", f);
+		md_code(f, report_str(r, "id", ""));
+		fputs(" | ", f);
+		md_text(f, report_str(r, "backend", ""));
+		fputs(" | ", f);
+		md_text(f, report_str(r, "message", ""));
+		fputs(" |\n", f);
+	}
+}
+
+int report_emit_markdown(const json_t *run, FILE *f)
+{
+	const json_t *results = json_object_get(run, "results");
+	const char *verdict = report_verdict(run);
+	struct report_counts c;
+
+	report_count(results, NULL, &c);
+	fprintf(f, "# conform: %s\n\n", !strcmp(verdict, "pass") ? "PASS" : "FAIL");
+	fprintf(f, "**%d checks**: %d pass, %d fail, %d skip, %d error (%.2f s of checks)\n\n",
+		c.total, c.n[RS_PASS], c.n[RS_FAIL], c.n[RS_SKIP], c.n[RS_ERROR], c.duration_s);
+	metadata(f, json_object_get(run, "run"));
+	if (c.total)
+		suite_table(f, results);
+	listing(f, results, "Failures and errors", RS_FAIL, RS_ERROR);
+	listing(f, results, "Skipped", RS_SKIP, RS_SKIP);
+	if (!c.n[RS_FAIL] && !c.n[RS_ERROR])
+		fputs("\nNo failures.\n", f);
+	return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,341 @@
+/* Report plumbing: validation of the run document, the helpers the four
+ * writers share, and atomic file output (temp file in the target directory,
+ * then rename) so a reader never sees half a report and a failed write leaves
+ * nothing behind. */
+#include "report.h"
+#include "report_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *const report_status_names[RS_COUNT] = { "pass", "fail", "skip", "error" };
+
+int report_status_index(const char *s)
+{
+	int i;
+
+	for (i = 0; s && i < RS_COUNT; i++)
+		if (!strcmp(s, report_status_names[i]))
+			return i;
+	return -1;
+}
+
+int report_result_status(const json_t *result)
+{
+	return report_status_index(report_str(result, "status", NULL));
+}
+
+const char *report_str(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : dflt;
+}
+
+void report_count(const json_t *results, const char *suite, struct report_counts *c)
+{
+	const json_t *r;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	json_array_foreach(results, i, r) {
+		int st = report_result_status(r);
+
+		if (suite && strcmp(report_str(r, "suite", ""), suite))
+			continue;
+		c->total++;
+		if (st >= 0)
+			c->n[st]++;
+		c->duration_s += json_number_value(json_object_get(r, "duration_s"));
+	}
+}
+
+const char *report_verdict(const json_t *run)
+{
+	const char *v = report_str(run, "verdict", NULL);
+	struct report_counts c;
+
+	if (v)
+		return v;
+	report_count(json_object_get(run, "results"), NULL, &c);
+	return c.n[RS_FAIL] || c.n[RS_ERROR] ? "fail" : "pass";
+}
+
+json_t *report_suites(const json_t *results)
+{
+	json_t *suites = json_array(), *seen = json_object(), *r;
+	size_t i;
+
+	json_array_foreach(results, i, r) {
+		const char *s = report_str(r, "suite", "");
+
+		if (json_object_get(seen, s))
+			continue;
+		json_object_set_new(seen, s, json_true());
+		json_array_append_new(suites, json_string(s));
+	}
+	json_decref(seen);
+	return suites;
+}
+
+void report_fmt_value(const json_t *v, char *buf, size_t n)
+{
+	if (json_is_integer(v))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, n, "%.4g", json_real_value(v));
+	else if (json_is_string(v))
+		snprintf(buf, n, "%s", json_string_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
+	else
+		snprintf(buf, n, "null");
+}
+
+/* ---- markup escaping ---------------------------------------------------- */
+
+void report_xml_escape(FILE *f, const char *s, size_t len, int attr)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	for (; p < end; p++) {
+		unsigned char c = *p;
+
+		if (c == '&')
+			fputs("&amp;", f);
+		else if (c == '<')
+			fputs("&lt;", f);
+		else if (c == '>')
+			fputs("&gt;", f);
+		else if (attr && c == '"')
+			fputs("&quot;", f);
+		else if (attr && c == '\'')
+			fputs("&#39;", f);
+		else if (c == '\r' || (attr && (c == '\n' || c == '\t')))
+			fprintf(f, "&#%d;", c);
+		else if (c < 0x20 && c != '\n' && c != '\t')
+			fputs("\xEF\xBF\xBD", f);
+		else if (c == 0xEF && end - p >= 3 && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
+			fputs("\xEF\xBF\xBD", f); /* U+FFFE, U+FFFF: not XML characters */
+			p += 2;
+		} else
+			fputc(c, f);
+	}
+}
+
+void report_xml_str(FILE *f, const char *s, int attr)
+{
+	if (s)
+		report_xml_escape(f, s, strlen(s), attr);
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int bad(infer_error *err, size_t i, const char *field, const char *what)
+{
+	return infer_error_set(err, INFER_E_FORMAT, -1, "results[%zu].%s: %s", i, field, what);
+}
+
+static int validate_result(const json_t *r, size_t i, infer_error *err)
+{
+	static const char *const required[] = { "id", "suite", "backend", "status" };
+	const json_t *v;
+	size_t k;
+
+	if (!json_is_object(r))
+		return infer_error_set(err, INFER_E_FORMAT, -1, "results[%zu]: expected an object", i);
+	for (k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
+		if (!json_is_string(json_object_get(r, required[k])))
+			return bad(err, i, required[k], "missing or not a string");
+		if (!*report_str(r, required[k], ""))
+			return bad(err, i, required[k], "empty");
+	}
+	if (report_result_status(r) < 0)
+		return bad(err, i, "status", "expected pass, fail, skip or error");
+	v = json_object_get(r, "kind");
+	if (v && !json_is_string(v))
+		return bad(err, i, "kind", "not a string");
+	v = json_object_get(r, "message");
+	if (v && !json_is_string(v))
+		return bad(err, i, "message", "not a string");
+	v = json_object_get(r, "duration_s");
+	if (v && (!json_is_number(v) || json_number_value(v) < 0))
+		return bad(err, i, "duration_s", "not a non-negative number");
+	v = json_object_get(r, "tags");
+	if (v && !json_is_array(v))
+		return bad(err, i, "tags", "not an array");
+	v = json_object_get(r, "details");
+	if (v && !json_is_object(v) && !json_is_null(v))
+		return bad(err, i, "details", "not an object");
+	return 0;
+}
+
+int report_validate(const json_t *run, infer_error *err)
+{
+	const json_t *results, *r;
+	const char *schema, *verdict;
+	size_t i;
+	int rc;
+
+	if (!json_is_object(run))
+		return infer_error_set(err, INFER_E_FORMAT, -1, "report: expected an object");
+	schema = report_str(run, "schema", NULL);
+	if (!schema || strcmp(schema, REPORT_SCHEMA))
+		return infer_error_set(err, INFER_E_FORMAT, -1,
+				       "schema: expected \"%s\", got %s%s%s", REPORT_SCHEMA,
+				       schema ? "\"" : "", schema ? schema : "none",
+				       schema ? "\"" : "");
+	if (!json_is_object(json_object_get(run, "run")))
+		return infer_error_set(err, INFER_E_FORMAT, -1, "run: missing or not an object");
+	results = json_object_get(run, "results");
+	if (!json_is_array(results))
+		return infer_error_set(err, INFER_E_FORMAT, -1, "results: missing or not an array");
+	json_array_foreach(results, i, r) {
+		rc = validate_result(r, i, err);
+		if (rc)
+			return rc;
+	}
+	verdict = report_str(run, "verdict", NULL);
+	if (json_object_get(run, "verdict") &&
+	    (!verdict || (strcmp(verdict, "pass") && strcmp(verdict, "fail"))))
+		return infer_error_set(err, INFER_E_FORMAT, -1,
+				       "verdict: expected \"pass\" or \"fail\"");
+	return 0;
+}
+
+/* ---- atomic output ------------------------------------------------------ */
+
+typedef int (*report_emitter)(const json_t *run, FILE *f);
+
+static int write_atomic(const json_t *run, const char *path, report_emitter emit,
+			infer_error *err)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	int fd, rc, e;
+
+	rc = report_validate(run, err);
+	if (rc)
+		return rc;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
+		return infer_error_set(err, INFER_E_ARG, -1, "%s: path too long", path);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return infer_error_set(err, INFER_E_IO, -1, "%s: cannot create: %s", path,
+				       strerror(errno));
+	/* mkstemp makes 0600; a report is for everyone to read. */
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return infer_error_set(err, INFER_E_IO, -1, "%s: %s", path, strerror(errno));
+	}
+	errno = 0;
+	rc = emit(run, f);
+	if (fflush(f) || ferror(f))
+		rc = -1;
+	e = errno;
+	if (fclose(f) && !rc) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc) {
+		unlink(tmp);
+		return infer_error_set(err, INFER_E_IO, -1, "%s: write failed: %s", path,
+				       strerror(e ? e : EIO));
+	}
+	if (rename(tmp, path)) {
+		int e = errno;
+
+		unlink(tmp);
+		return infer_error_set(err, INFER_E_IO, -1, "%s: cannot rename into place: %s",
+				       path, strerror(e));
+	}
+	return 0;
+}
+
+int report_write_json(const json_t *run, const char *path, infer_error *err)
+{
+	return write_atomic(run, path, report_emit_json, err);
+}
+
+int report_write_junit(const json_t *run, const char *path, infer_error *err)
+{
+	return write_atomic(run, path, report_emit_junit, err);
+}
+
+int report_write_html(const json_t *run, const char *path, infer_error *err)
+{
+	return write_atomic(run, path, report_emit_html, err);
+}
+
+int report_write_markdown(const json_t *run, const char *path, infer_error *err)
+{
+	return write_atomic(run, path, report_emit_markdown, err);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *dir, infer_error *err)
+{
+	char buf[PATH_MAX];
+	char *p;
+	struct stat st;
+
+	if (!*dir)
+		return infer_error_set(err, INFER_E_ARG, -1, "report directory: empty path");
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
+		return infer_error_set(err, INFER_E_ARG, -1, "%s: path too long", dir);
+	for (p = buf + 1; ; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return infer_error_set(err, INFER_E_IO, -1, "%s: cannot create: %s",
+					       buf, strerror(errno));
+		*p = c;
+		if (!c)
+			break;
+	}
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return infer_error_set(err, INFER_E_IO, -1, "%s: not a directory", dir);
+	return 0;
+}
+
+int report_write_all(const json_t *run, const char *dir, infer_error *err)
+{
+	static const struct {
+		const char *name;
+		report_emitter emit;
+	} files[] = {
+		{ "report.json", report_emit_json },
+		{ "junit.xml", report_emit_junit },
+		{ "report.html", report_emit_html },
+		{ "summary.md", report_emit_markdown },
+	};
+	char path[PATH_MAX];
+	size_t i;
+	int rc;
+
+	/* Validate first: a malformed document creates no directory, no file. */
+	rc = report_validate(run, err);
+	if (rc)
+		return rc;
+	rc = make_dirs(dir, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", dir, files[i].name) >= (int)sizeof(path))
+			return infer_error_set(err, INFER_E_ARG, -1, "%s: path too long", dir);
+		rc = write_atomic(run, path, files[i].emit, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -12,13 +12,15 @@ static inline int grid8(uint64_t e, int j)
 	return (int)((e >> (8 * j)) & 0xff);
 }
 
-/* Eight elements db * grid[j], negated where bit j of signs is set. */
+/* Eight elements db * grid[j], negated where bit j of signs is set.
+ * Negation is a flip of the sign bit (exactly what -v is, -0.0 included),
+ * done without a branch. */
 static inline void put8(float *y, float db, uint64_t grid, uint8_t signs)
 {
 	for (int j = 0; j < 8; j++) {
 		const float v = db * grid8(grid, j);
 
-		y[j] = (signs >> j) & 1 ? -v : v;
+		y[j] = f32_from_bits(f32_bits(v) ^ ((uint32_t)(signs >> j) & 1u) << 31);
 	}
 }
 

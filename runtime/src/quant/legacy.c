@@ -139,12 +139,14 @@ int quant_q4_1(const float *src, void *dst, int64_t n)
 
 /* ---- q5_0 / q5_1 -------------------------------------------------------------- */
 
-/* The 5-bit value of element j (0..31) of a q5 block. */
-static inline int q5_value(const uint8_t *qs, uint32_t qh, int j)
+/* The 5-bit values of a q5 block (0..31): nibbles plus bit j of qh. Two
+ * straight loops of 16 so the compiler can vectorise them. */
+static inline void q5_values(const uint8_t *qs, uint32_t qh, int *v)
 {
-	int lo = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
-
-	return lo | (int)(((qh >> j) & 1u) << 4);
+	for (int j = 0; j < 16; j++) {
+		v[j] = (qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
+		v[j + 16] = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+	}
 }
 
 static void q5_pack(const uint8_t *q, uint8_t *qs, uint8_t *qh_bytes)
@@ -165,10 +167,11 @@ int dequant_q5_0(const void *src, float *dst, int64_t n)
 
 	for (int64_t i = 0; i < n / 32; i++, b++, dst += 32) {
 		const float d = half_le(b->d);
-		const uint32_t qh = le32(b->qh);
+		int v[32];
 
+		q5_values(b->qs, le32(b->qh), v);
 		for (int j = 0; j < 32; j++)
-			dst[j] = (q5_value(b->qs, qh, j) - 16) * d;
+			dst[j] = (v[j] - 16) * d;
 	}
 	return 0;
 }
@@ -197,10 +200,11 @@ int dequant_q5_1(const void *src, float *dst, int64_t n)
 	for (int64_t i = 0; i < n / 32; i++, b++, dst += 32) {
 		const float d = half_le(b->d);
 		const float m = half_le(b->m);
-		const uint32_t qh = le32(b->qh);
+		int v[32];
 
+		q5_values(b->qs, le32(b->qh), v);
 		for (int j = 0; j < 32; j++)
-			dst[j] = q5_value(b->qs, qh, j) * d + m;
+			dst[j] = v[j] * d + m;
 	}
 	return 0;
 }

@@ -44,12 +44,6 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* fp16 field -> float, exact. */
-static inline float half_le(const uint8_t *p)
-{
-	return infer_fp16_to_fp32(le16(p));
-}
-
 static inline float f32_from_bits(uint32_t u)
 {
 	float f;
@@ -64,6 +58,27 @@ static inline uint32_t f32_bits(float f)
 
 	memcpy(&u, &f, sizeof(u));
 	return u;
+}
+
+/* fp16 -> float32, exact (inline: every block decoder reads fp16 scales).
+ * Subnormal halves are never flushed: the goldens have subnormal scales. */
+static inline float fp16_to_f32(uint16_t h)
+{
+	const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	const uint32_t em = h & 0x7fffu; /* exponent and mantissa */
+
+	if (em >= 0x7c00u) /* inf / NaN keep their payload */
+		return f32_from_bits(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
+	if (em >= 0x0400u) /* normal: widen the fields, rebias 15 -> 127 */
+		return f32_from_bits(sign | ((em << 13) + (112u << 23)));
+	/* zero or subnormal: em * 2^-24 is exact in float32 */
+	return f32_from_bits(sign | f32_bits((float)em * 0x1p-24f));
+}
+
+/* fp16 field -> float, exact. */
+static inline float half_le(const uint8_t *p)
+{
+	return fp16_to_f32(le16(p));
 }
 
 /* ---- legacy 32-element blocks (legacy.c) --------------------------------- */

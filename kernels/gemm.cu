@@ -1,0 +1,83 @@
+// Matrix products for many columns (prefill) through cuBLAS with F32
+// accumulation: F32 weights with SGEMM (pedantic math, no TF32), F16/BF16
+// weights as stored, every other type dequantized to F16 first (dequant.cu).
+#include <cuda_bf16.h>
+
+#include "kernels.cuh"
+
+static __global__ void f32_to_bf16_kernel(const float *__restrict__ src,
+					  __nv_bfloat16 *__restrict__ dst, int64_t n)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+// Column-major view: W is K x M (lda K), X is K x N, Y = W^T X is M x N.
+static int gemm_launch(cublasHandle_t h, cudaDataType_t t, const void *w, const void *x,
+		       int64_t K, int64_t M, int64_t N, float *y, int accumulate,
+		       infer_error *err)
+{
+	const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+
+	if (t == CUDA_R_32F) {
+		CKB(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)M, (int)N, (int)K, &one,
+				(const float *)w, (int)K, (const float *)x, (int)K, &beta, y, (int)M));
+		return 0;
+	}
+	CKB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)M, (int)N, (int)K, &one, w, t, (int)K,
+			 x, t, (int)K, &beta, y, CUDA_R_32F, (int)M, CUBLAS_COMPUTE_32F,
+			 CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
+	      float *y, int accumulate, void *scratch, void *xscratch, cudaStream_t s,
+	      infer_error *err)
+{
+	cublasHandle_t h;
+	void *wbuf = NULL, *xbuf = NULL;
+	cudaDataType_t t;
+	const void *wp = w;
+	int bs, ts, rc = cuda_cublas(&h, err);
+
+	if (rc)
+		return rc;
+	if (!cuda_type_block(type, &bs, &ts))
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda mul_mat: unsupported weight type id %u (%s)",
+			      type, cuda_type_name(type));
+	if (K <= 0 || M <= 0 || N <= 0 || K % bs || K > INT32_MAX || M > INT32_MAX || N > INT32_MAX)
+		return cu_err(err, INFER_E_ARG, "cuda gemm: bad shape K=%lld M=%lld N=%lld for %s",
+			      (long long)K, (long long)M, (long long)N, cuda_type_name(type));
+	CKB(cublasSetStream(h, s));
+	if (type == 0)
+		return gemm_launch(h, CUDA_R_32F, w, x, K, M, N, y, accumulate, err);
+	t = type == 30 ? CUDA_R_16BF : CUDA_R_16F;
+	xbuf = xscratch;
+	if (!xbuf)
+		CKG(cudaMallocAsync(&xbuf, (size_t)(N * K) * 2, s));
+	if (t == CUDA_R_16BF) {
+		f32_to_bf16_kernel<<<(unsigned)cdiv(N * K, 256), 256, 0, s>>>(
+			x, (__nv_bfloat16 *)xbuf, N * K);
+		g_cuda_launches++;
+		CKG(cudaGetLastError());
+	} else if ((rc = cuda_f32_to_f16(x, (__half *)xbuf, N * K, s, err))) {
+		goto out;
+	}
+	if (type != 1 && type != 30) {
+		wbuf = scratch;
+		if (!wbuf)
+			CKG(cudaMallocAsync(&wbuf, (size_t)(M * K) * 2, s));
+		if ((rc = cuda_dequant_f16(type, w, (__half *)wbuf, M * K, s, err)))
+			goto out;
+		wp = wbuf;
+	}
+	rc = gemm_launch(h, t, wp, xbuf, K, M, N, y, accumulate, err);
+out:
+	if (wbuf && wbuf != scratch)
+		cudaFreeAsync(wbuf, s);
+	if (xbuf && xbuf != xscratch)
+		cudaFreeAsync(xbuf, s);
+	return rc;
+}

@@ -1,0 +1,62 @@
+/* Internal interface between the .cu files of the CUDA backend (C++ linkage,
+ * device pointers, one stream). The public door is infer_cuda.h. */
+#ifndef INFER_KERNELS_CUH
+#define INFER_KERNELS_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cuda_common.cuh"
+#include "qformats.cuh"
+
+/* device.cu: selects device 0 and uploads the format tables, once. */
+int cuda_init(infer_error *err);
+/* The device copies of the format tables (valid after cuda_init). */
+const iq_tabs &cuda_tabs(void);
+/* Block size / bytes per block of a type the decoders know; 0 when unknown. */
+int cuda_type_block(uint32_t type, int *bs, int *ts);
+/* Human name of a type id for messages ("q4_K"). */
+const char *cuda_type_name(uint32_t type);
+
+/* dequant.cu: n elements (a multiple of the block size) of `type` at src
+ * (device) -> dst (device), as float32 or as float16 (for cuBLAS). */
+int cuda_dequant_f32(uint32_t type, const void *src, float *dst, int64_t n, cudaStream_t s,
+		     infer_error *err);
+int cuda_dequant_f16(uint32_t type, const void *src, __half *dst, int64_t n, cudaStream_t s,
+		     infer_error *err);
+int cuda_f32_to_f16(const float *src, __half *dst, int64_t n, cudaStream_t s, infer_error *err);
+
+/* matvec.cu: y[n*M + m] (+)= dot(deq(row m of w), x[n*K ..]) for N <= MV_MAX_COLS
+ * columns, dequantizing inside the kernel. accumulate != 0 adds to y
+ * (residual folded into the epilogue). */
+#define MV_MAX_COLS 8
+int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
+		float *y, int accumulate, cudaStream_t s, infer_error *err);
+
+/* gemm.cu: the same product for any N through cuBLAS: float32 weights with
+ * SGEMM (no TF32), f16/bf16 in place, every other type dequantized to f16
+ * into `scratch` (M*K halves, caller-owned; NULL: allocated here), F32
+ * accumulation. x is converted to the weight's 16-bit type in `xscratch`
+ * (N*K halves; NULL: allocated here). */
+int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
+	      float *y, int accumulate, void *scratch, void *xscratch, cudaStream_t s,
+	      infer_error *err);
+
+/* norm.cu, rope.cu, softmax.cu, swiglu.cu, attention.cu: device versions of
+ * the backend.h ops, same argument meaning, device pointers. */
+int cuda_rms_norm_mul(const float *x, const float *w, float *y, int64_t n, int64_t rows,
+		      float eps, cudaStream_t s, infer_error *err);
+int cuda_rope(float *x, const int32_t *pos, int64_t head_dim, int64_t n_heads, int64_t n_tokens,
+	      int64_t n_rot, float freq_base, int neox, cudaStream_t s, infer_error *err);
+int cuda_softmax(const float *x, float *y, int64_t n, int64_t rows, float scale,
+		 const int32_t *query_pos, cudaStream_t s, infer_error *err);
+int cuda_swiglu(const float *gate, const float *up, float *y, int64_t n, cudaStream_t s,
+		infer_error *err);
+/* k/v rows of token j start at k + j*kv_stride (floats): the KV cache keeps
+ * one row of n_head_kv*head_dim per position. */
+int cuda_attention(const float *q, const float *k, const float *v, float *out,
+		   int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
+		   int64_t n_kv, int64_t first_query_pos, float scale, cudaStream_t s,
+		   infer_error *err);
+
+#endif

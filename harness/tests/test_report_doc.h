@@ -20,7 +20,7 @@
 	"second line\r\ttab \x01\x1f ctl \xc3\xbc \xe6\x97\xa5\xe6\x9c\xac \xef\xbf\xbf end"
 #define SCRIPTY "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
-static json_t *doc_result(const char *suite, const char *id, const char *status,
+static inline json_t *doc_result(const char *suite, const char *id, const char *status,
 			  const char *message, json_t *details)
 {
 	return json_pack("{ss ss ss ss ss sf ss s[ss] so}", "id", id, "suite", suite,
@@ -30,7 +30,7 @@ static json_t *doc_result(const char *suite, const char *id, const char *status,
 }
 
 /* Real comparison details, so the writers see what compare.c produces. */
-static json_t *doc_compare_details(int perturb)
+static inline json_t *doc_compare_details(int perturb)
 {
 	float a[64], b[64];
 	int64_t shape[2] = { 16, 4 };
@@ -49,7 +49,7 @@ static json_t *doc_compare_details(int perturb)
 	return d;
 }
 
-static json_t *doc_layers(void)
+static inline json_t *doc_layers(void)
 {
 	return json_pack("[{ss sf sf sb} {ss sf sf sb} {ss si sf sb} {ss sf ss sb} {ss sf sf sb}]",
 			 "tap", "inp_embd", "nmse", 1e-12, "max_rel", 1e-6, "ok", 1,
@@ -59,7 +59,7 @@ static json_t *doc_layers(void)
 			 "tap", "result_output", "nmse", 2e-1, "max_rel", 3.5, "ok", 0);
 }
 
-static json_t *doc_transcript(void)
+static inline json_t *doc_transcript(void)
 {
 	return json_pack("{ss ss ss s[i i i] s{ss sf} sb sn}",
 			 "word", "autumn",
@@ -72,7 +72,7 @@ static json_t *doc_transcript(void)
 }
 
 /* The full document: pass, fail, skip, error, activations, haiku. */
-static json_t *doc_build(void)
+static inline json_t *doc_build(void)
 {
 	json_t *results = json_array(), *act, *haiku;
 
@@ -102,7 +102,7 @@ static json_t *doc_build(void)
 }
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees). */
-static char *doc_slurp(const char *path)
+static inline char *doc_slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf;
@@ -124,7 +124,7 @@ static char *doc_slurp(const char *path)
 	return buf;
 }
 
-static int doc_count(const char *hay, const char *needle)
+static inline int doc_count(const char *hay, const char *needle)
 {
 	int n = 0;
 
@@ -134,7 +134,7 @@ static int doc_count(const char *hay, const char *needle)
 }
 
 /* A fresh directory under TMPDIR; the path is static. */
-static const char *doc_tmpdir(void)
+static inline const char *doc_tmpdir(void)
 {
 	static char dir[256];
 	const char *base = getenv("TMPDIR");
@@ -145,7 +145,7 @@ static const char *doc_tmpdir(void)
 
 /* rm -r of a directory we made (one level: the tests make no subdirectories
  * beyond the ones they name and remove themselves). */
-static void doc_rmdir(const char *dir)
+static inline void doc_rmdir(const char *dir)
 {
 	char cmd[600];
 

@@ -360,6 +360,24 @@ static void test_fp16_exhaustive(void)
 		bad += infer_fp32_to_fp16(f) != h;
 	}
 	CU_ASSERT_EQUAL(bad, 0);
+	/* The bulk F16 path agrees with the scalar one on every pattern. */
+	{
+		uint16_t *h = malloc(65536 * sizeof(*h));
+		float *f = malloc(65536 * sizeof(*f));
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		for (uint32_t i = 0; i < 65536; i++)
+			h[i] = (uint16_t)i; /* little-endian host assumed by this test */
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_F16, h, f, 65536, "all", NULL), 0);
+		for (uint32_t i = 0, nb = 0; i < 65536; i++) {
+			nb += fbits(f[i]) != fbits(infer_fp16_to_fp32((uint16_t)i));
+			if (i == 65535)
+				CU_ASSERT_EQUAL(nb, 0);
+		}
+		free(h);
+		free(f);
+	}
 	CU_ASSERT_EQUAL(fbits(infer_fp16_to_fp32(0x0001)), fbits(0x1p-24f));
 	CU_ASSERT_EQUAL(fbits(infer_fp16_to_fp32(0x8000)), 0x80000000u);
 	CU_ASSERT_EQUAL(fbits(infer_fp16_to_fp32(0x03ff)), fbits(0x3ffp-24f));

@@ -540,7 +540,10 @@ static int read_tensors(gguf_file *f, struct cursor *c)
 		rc = read_tensor_info(c, i, &f->tensors[i], &name);
 		if (rc)
 			return rc;
-		f->t_sorted[i] = (struct name_ref){ name.data, name.len, i,
+		/* Names compare as C strings, as in ggml (strcmp): "a\0x" and
+		 * "a\0y" are the same tensor name "a", so they are duplicates. */
+		f->t_sorted[i] = (struct name_ref){ f->tensors[i].name,
+						    strlen(f->tensors[i].name), i,
 						    f->tensors[i].info_offset };
 	}
 	int64_t d = sort_and_find_dup(f->t_sorted, f->n_tensors);

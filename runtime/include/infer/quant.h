@@ -8,9 +8,10 @@
  * decodes as d * q (ggml has no q8_1 dequantizer). I8/I16/I32 convert exactly,
  * I64/F64 with float32 rounding (F64 beyond the float range -> +-inf).
  *
- * from_float: f32, f16, bf16, f64 and q4_0, q4_1, q5_0, q5_1, q8_0, q8_1,
- * q1_0, q2_0, mxfp4, nvfp4, tq1_0, tq2_0, q8_K reproduce ggml's reference
- * encoders byte for byte; q4_K, q5_K, q6_K and iq4_nl are our own
+ * from_float: f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, mxfp4,
+ * nvfp4, tq1_0, tq2_0 and q8_K reproduce ggml's reference encoders byte for
+ * byte (checked on the goldens' inputs); q8_1 follows ggml's rule too (no
+ * golden to check it); f32 and f64 are plain copies; q4_K, q5_K, q6_K and iq4_nl are our own
  * least-squares searches (same format, different choices than ggml, round-trip
  * error on par). The other i-quants, q2_K, q3_K, iq4_xs and the integer types
  * have no encoder (INFER_E_UNSUPPORTED). Blocks are read and written as bytes:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, run the conformance specs on
-# the embedded default data and write the reports.
+# the embedded default data and write the reports. Extra arguments go to
+# `conform run` (e.g. --backend cpu, --no-skip, --shard 1/4).
+# Exit status is conform's: 0 all passed, 1 a check failed, 2 spec/usage error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/deps.sh
@@ -8,7 +10,13 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)"
 out=${REPORT_DIR:-reports/latest}
 mkdir -p "$out"
-./build/harness/conform run specs/default.yaml --report-dir "$out" "$@"
-status=$?
+set_shared=()
+# CI may keep the reference set elsewhere than ../shared.
+if [ -n "${INFER_SHARED_DIR:-}" ]; then
+	set_shared=(--set "SHARED=$INFER_SHARED_DIR")
+fi
+# Reports are written even when checks fail: keep going to print where.
+status=0
+./build/harness/conform run specs/default.yaml "${set_shared[@]}" --report-dir "$out" "$@" || status=$?
 echo "reports: $out/{junit.xml,report.json,report.html,summary.md}"
 exit $status

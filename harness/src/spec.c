@@ -276,6 +276,20 @@ static int check_keys_known(struct file_ctx *fc, const json_t *obj, const char *
 	return 0;
 }
 
+/* Does an error message name this key? Kinds write "key: ...", compare.c
+ * "tolerance.key: ..." or "... 'key' ...". */
+static int names_key(const char *msg, const char *key)
+{
+	char a[160], b[160];
+	size_t n = strlen(key);
+
+	if (!strncmp(msg, key, n) && msg[n] == ':')
+		return 1;
+	snprintf(a, sizeof(a), "tolerance.%s:", key);
+	snprintf(b, sizeof(b), "'%s'", key);
+	return strstr(msg, a) || strstr(msg, b);
+}
+
 static int is_str_array(const json_t *a)
 {
 	size_t i;
@@ -567,7 +581,7 @@ static int validate_template(struct file_ctx *fc, const json_t *c)
 
 			/* Point at the key the message names, when it names one. */
 			json_object_foreach((json_t *)v, k, x)
-				if (strstr(e.msg, k)) {
+				if (names_key(e.msg, k)) {
 					m = ymarks_key(&fc->marks, v, k);
 					break;
 				}
@@ -704,7 +718,7 @@ static int finish_instance(struct file_ctx *fc, const json_t *tmpl, json_t *inst
 								   ymarks_val(&fc->marks, tmpl, "kind");
 
 		json_object_foreach((json_t *)tp, k, v)
-			if (strstr(e.msg, k)) {
+			if (names_key(e.msg, k)) {
 				m = ymarks_key(&fc->marks, tp, k);
 				break;
 			}

@@ -268,7 +268,12 @@ static json_t *scalar_to_json(yaml_node_t *n, struct yconv *cv, infer_error *err
 	char *sub = NULL;
 	json_t *v;
 	int plain = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	size_t len = strlen(text);
 
+	/* "${TOL}" quoted as a whole (flow mappings need the quotes) takes the
+	 * type of the value, as the plain ${TOL} would. */
+	if (len > 3 && text[0] == '$' && text[1] == '{' && strchr(text, '}') == text + len - 1)
+		plain = 1;
 	if (cv && cv->subst) {
 		sub = cv->subst(cv->ctx, text, ynode_mark(n), err);
 		if (!sub)

@@ -34,6 +34,7 @@ extern "C" {
 typedef struct infer_forward_opts {
 	int32_t n_ctx;      /* positions the KV cache must hold (resolved, > 0) */
 	int32_t n_threads;  /* cpu: resolved, >= 1 */
+	int ggml_act_rounding; /* session.h; only the cpu forward supports it */
 } infer_forward_opts;
 
 typedef struct infer_forward {

@@ -43,8 +43,10 @@ struct cpu_state {
 	float *rowbuf;           /* [nth][max_k]: one dequantized weight row per thread */
 	int64_t max_k;
 	float *scores;           /* [nth][n_ctx]: attention scores per thread */
+	int ggml_act;            /* round matmul inputs as ggml does (session.h) */
 	int32_t cap;             /* tokens the activation buffers below hold */
 	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *s, *out;
+	float *xr;               /* [cap][max_k]: rounded matmul input (ggml_act) */
 	int32_t *pos;
 };
 
@@ -76,6 +78,14 @@ static int matmul(struct cpu_state *st, const infer_matrix *w, const float *x, i
 		  float *y, infer_error *err)
 {
 	struct matmul_job j = { .st = st, .w = w, .x = x, .n = n, .y = y };
+
+	if (st->ggml_act) {
+		int rc = cpu_round_activations(w->type, x, st->xr, w->ne0, n, err);
+
+		if (rc)
+			return rc;
+		j.x = st->xr;
+	}
 
 	tpool_run(st->pool, matmul_worker, &j);
 	for (int i = 0; i < st->nth; i++) {
@@ -276,7 +286,7 @@ static int cpu_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos, 
 static void free_activations(struct cpu_state *st)
 {
 	float **bufs[] = { &st->x, &st->h, &st->q, &st->k, &st->v, &st->a,
-			   &st->o, &st->g, &st->u, &st->s, &st->out };
+			   &st->o, &st->g, &st->u, &st->s, &st->out, &st->xr };
 
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
 		free(*bufs[i]);
@@ -309,8 +319,9 @@ static int ensure_capacity(struct cpu_state *st, int32_t n, infer_error *err)
 	st->s = malloc(n * F * f);
 	st->out = malloc(n * (int64_t)hp->n_vocab * f);
 	st->pos = malloc(n * sizeof(int32_t));
+	st->xr = st->ggml_act ? malloc(n * st->max_k * f) : NULL;
 	if (!st->x || !st->h || !st->q || !st->k || !st->v || !st->a || !st->o || !st->g ||
-	    !st->u || !st->s || !st->out || !st->pos) {
+	    !st->u || !st->s || !st->out || !st->pos || (st->ggml_act && !st->xr)) {
 		free_activations(st);
 		return infer_error_set(err, INFER_E_NOMEM, -1,
 				       "cpu: out of memory for activations of %d tokens", n);
@@ -347,6 +358,7 @@ static void *cpu_init(const infer_model *m, const infer_forward_opts *o, infer_e
 	st->m = m;
 	st->hp = hp;
 	st->n_ctx = o->n_ctx;
+	st->ggml_act = o->ggml_act_rounding;
 	st->q_dim = (int64_t)hp->n_head * hp->head_dim;
 	st->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
 	st->max_k = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;

@@ -87,6 +87,57 @@ int cpu_mul_mat_rows(const void *w, uint32_t wtype, int64_t K, int64_t M,
 	return 0;
 }
 
+uint32_t cpu_vec_dot_type(uint32_t wtype)
+{
+	/* From ggml-cpu's type_traits_cpu table (vec_dot_type), as listed in
+	 * ../shared/conformance/kernels/README.md. */
+	switch (wtype) {
+	case INFER_TYPE_F16:
+	case INFER_TYPE_BF16:
+		return wtype;
+	case INFER_TYPE_Q4_0: case INFER_TYPE_Q5_0: case INFER_TYPE_Q8_0: case INFER_TYPE_IQ4_NL:
+	case INFER_TYPE_MXFP4: case INFER_TYPE_NVFP4: case INFER_TYPE_Q1_0: case INFER_TYPE_Q2_0:
+		return INFER_TYPE_Q8_0;
+	case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_1:
+		return INFER_TYPE_Q8_1;
+	case INFER_TYPE_Q2_K: case INFER_TYPE_Q3_K: case INFER_TYPE_Q4_K: case INFER_TYPE_Q5_K:
+	case INFER_TYPE_Q6_K: case INFER_TYPE_IQ2_XXS: case INFER_TYPE_IQ2_XS: case INFER_TYPE_IQ3_XXS:
+	case INFER_TYPE_IQ1_S: case INFER_TYPE_IQ3_S: case INFER_TYPE_IQ2_S: case INFER_TYPE_IQ4_XS:
+	case INFER_TYPE_IQ1_M: case INFER_TYPE_TQ1_0: case INFER_TYPE_TQ2_0:
+		return INFER_TYPE_Q8_K;
+	default:
+		return INFER_TYPE_F32;
+	}
+}
+
+int cpu_round_activations(uint32_t wtype, const float *x, float *out, int64_t K, int64_t N,
+			  infer_error *err)
+{
+	uint32_t vt = cpu_vec_dot_type(wtype);
+	uint64_t bytes = infer_row_size(vt, K);
+	void *q;
+	int rc = 0;
+
+	if (vt == INFER_TYPE_F32) {
+		memcpy(out, x, (size_t)(K * N) * sizeof(float));
+		return 0;
+	}
+	if (!bytes)
+		return infer_error_set(err, INFER_E_ARG, -1,
+				       "activation rounding: row of %lld is not a whole number of %s blocks",
+				       (long long)K, infer_type_name(vt));
+	q = malloc(bytes);
+	if (!q)
+		return infer_error_set(err, INFER_E_NOMEM, -1, "activation rounding: out of memory");
+	for (int64_t n = 0; n < N && !rc; n++) {
+		rc = infer_quantize(vt, x + n * K, q, K, "activations", err);
+		if (!rc)
+			rc = infer_dequantize(vt, q, out + n * K, K, "activations", err);
+	}
+	free(q);
+	return rc;
+}
+
 static int mul_mat(const void *w, uint32_t wtype, int64_t K, int64_t M, const float *x,
 		   int64_t N, float *y, infer_error *err)
 {

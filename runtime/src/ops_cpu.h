@@ -19,6 +19,16 @@ int cpu_mul_mat_rows(const void *w, uint32_t wtype, int64_t K, int64_t M,
 		     int64_t m0, int64_t m1, const float *x, int64_t N, float *y,
 		     float *rowbuf, const char *what, infer_error *err);
 
+/* The type ggml's CPU backend converts activations to before a dot product
+ * with weights of wtype (its vec_dot_type); INFER_TYPE_F32 when it does not
+ * convert them (F32 weights, or types ggml cannot multiply). */
+uint32_t cpu_vec_dot_type(uint32_t wtype);
+
+/* out[N][K] = x[N][K] rounded through cpu_vec_dot_type(wtype) and back to
+ * float32 (a copy when that is F32). Used only to mimic llama.cpp. */
+int cpu_round_activations(uint32_t wtype, const float *x, float *out, int64_t K, int64_t N,
+			  infer_error *err);
+
 /* float32 dot product with eight partial sums (fixed order: deterministic,
  * and lets the compiler vectorise without -ffast-math). */
 float cpu_dot(const float *a, const float *b, int64_t n);

@@ -68,6 +68,14 @@ infer_session *infer_session_new(const infer_model *m, const infer_session_opts 
 	s->fw = pick_forward(o->backend, err);
 	if (!s->fw)
 		goto fail;
+	/* An option a backend cannot honour is an error, never ignored. */
+	if (o->ggml_act_rounding && s->fw != &infer_forward_cpu) {
+		infer_error_set(err, INFER_E_UNSUPPORTED, -1,
+				"backend %s: ggml activation rounding is a cpu-only option",
+				s->fw->backend);
+		goto fail;
+	}
+	fo.ggml_act_rounding = o->ggml_act_rounding;
 	fo.n_ctx = o->n_ctx ? o->n_ctx : m->hp.n_ctx;
 	fo.n_threads = o->n_threads ? o->n_threads : default_threads();
 	s->n_ctx = fo.n_ctx;

@@ -13,6 +13,9 @@
  *   greedy_tokens: how many continuation tokens must be reproduced greedily
  *            (default -1: all of them)
  *   threads: cpu threads (default 0 = all cores)
+ *   ggml_act_rounding: round activations before each matmul as ggml's CPU
+ *            backend does (cpu only; session.h), to compare with llama.cpp
+ *            dumps of F16 / quantized models at tight tolerance
  * tolerance: {nmse: ...} (compare.h keys) for every tap and the logits.
  *
  * Golden formats (detected from the tensor names):
@@ -163,9 +166,10 @@ static int compare_one(const char *tap, const float *a, const float *b, int64_t 
 	max_rel = scale > 0 ? max_abs / scale : (max_abs > 0 ? INFINITY : 0);
 	if (max_rel_lim >= 0 && !(max_rel <= max_rel_lim))
 		ok = 0;
-	json_array_append_new(layers, json_pack("{s:s, s:f, s:f, s:b}", "tap", tap, "nmse",
+	json_array_append_new(layers, json_pack("{s:s, s:f, s:f, s:f, s:b}", "tap", tap, "nmse",
 						isfinite(nmse) ? nmse : 1e300, "max_rel",
-						isfinite(max_rel) ? max_rel : 1e300, "ok", ok));
+						isfinite(max_rel) ? max_rel : 1e300, "max_abs",
+						isfinite(max_abs) ? max_abs : 1e300, "ok", ok));
 	if (!ok && !v->first_bad) {
 		v->first_bad = tap;
 		cmp_summary(d, summary, sizeof(summary));
@@ -289,6 +293,7 @@ static int run_model(struct ctx *x, const struct check *c, const char *backend,
 	V = infer_model_hparams(x->m)->n_vocab;
 	o.n_threads = (int32_t)check_param_int(c, "threads", 0);
 	o.n_ctx = (int32_t)T;
+	o.ggml_act_rounding = json_is_true(json_object_get(c->params, "ggml_act_rounding"));
 	x->s = infer_session_new(x->m, &o, &e);
 	x->logits = malloc((size_t)(T * V) * sizeof(float));
 	if (!x->s || !x->logits) {
@@ -471,7 +476,8 @@ out:
 static int validate(const json_t *params, const json_t *tolerance, infer_error *err)
 {
 	static const char *const known[] = { "model", "golden", "max_rel", "argmax",
-					     "argmax_min_margin", "greedy_tokens", "threads", NULL };
+					     "argmax_min_margin", "greedy_tokens", "threads",
+					     "ggml_act_rounding", NULL };
 	const char *k;
 	json_t *v;
 
@@ -490,6 +496,9 @@ static int validate(const json_t *params, const json_t *tolerance, infer_error *
 		return infer_error_set(err, INFER_E_FORMAT, -1, "params 'model' and 'golden' (paths) are required");
 	if ((v = json_object_get(params, "argmax")) && !json_is_boolean(v))
 		return infer_error_set(err, INFER_E_FORMAT, -1, "param 'argmax' must be true or false");
+	if ((v = json_object_get(params, "ggml_act_rounding")) && !json_is_boolean(v))
+		return infer_error_set(err, INFER_E_FORMAT, -1,
+				       "param 'ggml_act_rounding' must be true or false");
 	if (!tolerance || !json_object_get(tolerance, "nmse"))
 		return infer_error_set(err, INFER_E_FORMAT, -1,
 				       "tolerance needs 'nmse' (applied to every tap and the logits)");

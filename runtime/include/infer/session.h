@@ -20,6 +20,11 @@ typedef struct infer_session_opts {
 	const char *backend; /* "cpu" (default) or "cuda" */
 	int32_t n_ctx;       /* 0: the model's context length */
 	int32_t n_threads;   /* cpu: 0 = all cores */
+	/* cpu only (another backend refuses it): before each matmul, round the
+	 * activations as ggml's CPU backend does for that weight type (F16, BF16,
+	 * Q8_0, Q8_1, Q8_K), so a run compares tightly with llama.cpp dumps.
+	 * 0 (default): exact float32 activations, the reference behaviour. */
+	int ggml_act_rounding;
 } infer_session_opts;
 
 infer_session *infer_session_new(const infer_model *m, const infer_session_opts *o,

@@ -117,39 +117,30 @@ size_t utf8_encode(uint32_t cp, char out[4])
 }
 
 /* GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves,
- * the other 68 bytes (controls, space, DEL, 0x80-0xA0, soft hyphen) are
- * numbered 256, 257, ... in byte order, so no token text has whitespace or
- * control characters in it. */
-static int printable(unsigned b)
-{
-	return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-}
-
+ * the other 68 bytes are numbered 256, 257, ... in byte order: 0x00-0x20
+ * (33 of them), 0x7F-0xA0 (34) and 0xAD (soft hyphen). So no token text has
+ * whitespace or control characters in it. Closed forms keep both directions
+ * O(1): decoding a 151k-token vocabulary calls them for every character. */
 uint32_t bytelevel_cp(uint8_t b)
 {
-	unsigned i, n = 0;
-
-	if (printable(b))
-		return b;
-	for (i = 0; i < b; i++)
-		n += !printable(i);
-	return 256 + n;
+	if (b <= 0x20)
+		return 256 + b;
+	if (b >= 0x7F && b <= 0xA0)
+		return 256 + 33 + (b - 0x7F);
+	if (b == 0xAD)
+		return 256 + 67;
+	return b;
 }
 
 int bytelevel_byte(uint32_t cp)
 {
-	unsigned b, n = 0;
-
 	if (cp < 256)
-		return printable(cp) ? (int)cp : -1;
-	if (cp >= 256 + 68)
-		return -1;
-	for (b = 0; b < 256; b++) {
-		if (printable(b))
-			continue;
-		if (256 + n == cp)
-			return (int)b;
-		n++;
-	}
+		return (cp <= 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD) ? -1 : (int)cp;
+	if (cp < 256 + 33)
+		return (int)(cp - 256);
+	if (cp < 256 + 67)
+		return (int)(0x7F + cp - 256 - 33);
+	if (cp == 256 + 67)
+		return 0xAD;
 	return -1;
 }

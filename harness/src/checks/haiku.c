@@ -465,6 +465,23 @@ static void note(char *slot, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Up to n-1 bytes of text on one line (newlines as " / ") for messages. */
+static const char *oneline(const char *text, char *buf, size_t n)
+{
+	size_t k = 0;
+
+	for (const char *p = text ? text : ""; *p && k + 4 < n; p++) {
+		if (*p == '\n') {
+			memcpy(buf + k, " / ", 3);
+			k += 3;
+		} else {
+			buf[k++] = *p;
+		}
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
 static int32_t argmax(const float *row, int32_t n)
 {
 	int32_t best = 0;
@@ -602,6 +619,8 @@ static void check_detok(const infer_tokenizer *tok, const struct run *r, int idx
 	size_t n = 0;
 	char *d;
 
+	char a[80], b[80];
+
 	if (!ids) {
 		note(v->detok, sizeof(v->detok), "out of memory");
 		return;
@@ -613,11 +632,12 @@ static void check_detok(const infer_tokenizer *tok, const struct run *r, int idx
 	if (!d)
 		note(v->detok, sizeof(v->detok), "run %d: the ids do not detokenize", idx);
 	else if (strcmp(d, r->s.text ? r->s.text : ""))
-		note(v->detok, sizeof(v->detok), "run %d: streamed text \"%.60s\" != detokenized \"%.60s\"",
-		     idx, r->s.text ? r->s.text : "", d);
+		note(v->detok, sizeof(v->detok), "run %d: streamed text \"%s\" != detokenized \"%s\"",
+		     idx, oneline(r->s.text, a, sizeof(a)), oneline(d, b, sizeof(b)));
 	else if (!final_text || strcmp(final_text, d))
-		note(v->detok, sizeof(v->detok), "run %d: final text \"%.60s\" != detokenized \"%.60s\"",
-		     idx, final_text ? final_text : "(none)", d);
+		note(v->detok, sizeof(v->detok), "run %d: final text \"%s\" != detokenized \"%s\"",
+		     idx, oneline(final_text ? final_text : "(none)", a, sizeof(a)),
+		     oneline(d, b, sizeof(b)));
 	free(d);
 	free(ids);
 }
@@ -627,6 +647,8 @@ static void check_detok(const infer_tokenizer *tok, const struct run *r, int idx
 static void judge_words(const struct haiku_cfg *g, struct run *runs, int n, const char *word,
 			int *word_runs, struct verdict *v)
 {
+	char buf[100];
+
 	*word_runs = 0;
 	for (int i = 0; i < n; i++) {
 		runs[i].word = has_word(runs[i].s.text ? runs[i].s.text : "", word, g->plural);
@@ -634,8 +656,8 @@ static void judge_words(const struct haiku_cfg *g, struct run *runs, int n, cons
 			*word_runs += runs[i].word;
 	}
 	if (!runs[0].word)
-		note(v->word, sizeof(v->word), "'%s' is not in the greedy haiku \"%.80s\"", word,
-		     runs[0].s.text ? runs[0].s.text : "");
+		note(v->word, sizeof(v->word), "'%s' is not in the greedy haiku \"%s\"", word,
+		     oneline(runs[0].s.text, buf, sizeof(buf)));
 	else if (*word_runs < g->min_word_runs)
 		note(v->word, sizeof(v->word), "'%s' in %d of %d sampled haiku, need %d", word, *word_runs,
 		     n - 1, g->min_word_runs);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "infer/gguf.h"
@@ -362,7 +363,10 @@ int gguf_writer_write(gguf_writer *w, const char *path, infer_error *err)
 		free(tmp);
 		return rc;
 	}
-	fp = fdopen(fd, "wb");
+	/* mkstemp creates 0600; give the file the usual umask-based mode */
+	mode_t mask = umask(0);
+	umask(mask);
+	fp = fchmod(fd, 0666 & ~mask) ? NULL : fdopen(fd, "wb");
 	if (!fp) {
 		close(fd);
 		rc = INFER_E_IO;

@@ -255,6 +255,83 @@ static void test_q8_1_hand_built(void)
 	}
 }
 
+/* The README's hazards on hand-built blocks (these run without the golden
+ * set too). Expected values are derived from the format definitions. */
+static void test_hazards(void)
+{
+	float out[256];
+
+	/* mxfp4: E8M0 byte 0 is 2^-127, not zero; E2M1 code 1 is 0.5, so
+	 * 0.5 * 2^-127 = 2^-128, a float32 subnormal (no flush to zero). */
+	{
+		uint8_t b[17] = { 0 };
+
+		b[1] = 0x71; /* element 0: code 1 (0.5), element 16: code 7 (6.0) */
+		b[2] = 0x09; /* element 1: code 9 (-0.5) */
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_MXFP4, b, out, 32, "mxfp4", NULL), 0);
+		CU_ASSERT_EQUAL(fbits(out[0]), fbits(0x1p-128f));
+		CU_ASSERT_EQUAL(fbits(out[16]), fbits(6.0f * 0x1p-127f));
+		CU_ASSERT_EQUAL(fbits(out[1]), fbits(-0x1p-128f));
+		CU_ASSERT_EQUAL(fbits(out[2]), 0); /* code 0: +0.0 */
+		b[0] = 255; /* not NaN: 2^128 would overflow, so use code 1: 0.5 * 2^128 */
+		b[1] = 0x01;
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_MXFP4, b, out, 32, "mxfp4", NULL), 0);
+		CU_ASSERT_EQUAL(fbits(out[0]), fbits(0x1p127f));
+	}
+	/* nvfp4: scale byte 0x7f decodes to 0 (a negative code gives -0.0); bit 7
+	 * is ignored otherwise, so 0xff is 1.875 * 2^8; 0x01 is 2^-9 (subnormal). */
+	{
+		uint8_t b[36] = { 0 };
+
+		b[0] = 0x7f;
+		b[1] = 0xff;
+		b[2] = 0x01;
+		b[3] = 0x80; /* = 0x00 with bit 7 set: zero */
+		for (int s = 0; s < 4; s++)
+			b[4 + 8 * s] = 0xf7; /* element 0: code 7 (6.0), element 8: code 15 (-6.0) */
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_NVFP4, b, out, 64, "nvfp4", NULL), 0);
+		CU_ASSERT_EQUAL(fbits(out[0]), 0);
+		CU_ASSERT_EQUAL(fbits(out[8]), 0x80000000u);
+		CU_ASSERT_EQUAL(fbits(out[16]), fbits(6.0f * 1.875f * 256.0f));
+		CU_ASSERT_EQUAL(fbits(out[24]), fbits(-6.0f * 1.875f * 256.0f));
+		CU_ASSERT_EQUAL(fbits(out[32]), fbits(6.0f * 0x1p-9f));
+		CU_ASSERT_EQUAL(fbits(out[48]), 0);
+	}
+	/* tq1_0: bytes >= 243 are decoded arithmetically. 255: trit k is the top
+	 * base-3 digit of (255 * 3^k mod 256): 255, 253, 247, 229, 175 -> all 2. */
+	{
+		uint8_t b[54] = { 0 };
+
+		b[0] = 255;
+		b[1] = 243; /* 243 * 3^k mod 256: 243, 217, 139, 161, 227 -> 2, 2, 1, 1, 2 */
+		b[52] = 0x00;
+		b[53] = 0x3c; /* d = 1.0 */
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_TQ1_0, b, out, 256, "tq1_0", NULL), 0);
+		for (int k = 0; k < 5; k++)
+			CU_ASSERT_EQUAL(out[32 * k], 1.0f);
+		CU_ASSERT_EQUAL(out[1], 1.0f);
+		CU_ASSERT_EQUAL(out[33], 1.0f);
+		CU_ASSERT_EQUAL(out[65], 0.0f);
+		CU_ASSERT_EQUAL(out[97], 0.0f);
+		CU_ASSERT_EQUAL(out[129], 1.0f);
+		CU_ASSERT_EQUAL(out[2], -1.0f); /* byte 0: trits 0 -> -1 */
+	}
+	/* fp16 subnormal scale (q8_0): the smallest one, 2^-24, times -127 and
+	 * times 0 under a negative subnormal scale (-0.0). */
+	{
+		uint8_t b[34] = { 0 };
+
+		b[0] = 0x01;
+		b[2] = (uint8_t)(int8_t)-127;
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_Q8_0, b, out, 32, "q8_0", NULL), 0);
+		CU_ASSERT_EQUAL(fbits(out[0]), fbits(-127.0f * 0x1p-24f));
+		b[1] = 0x80;
+		CU_ASSERT_EQUAL(infer_dequantize(INFER_TYPE_Q8_0, b, out, 32, "q8_0", NULL), 0);
+		CU_ASSERT_EQUAL(fbits(out[1]), 0x80000000u);
+		CU_ASSERT_EQUAL(fbits(out[0]), fbits(127.0f * 0x1p-24f));
+	}
+}
+
 static void test_unknown_type_is_error(void)
 {
 	float out[256];
@@ -423,6 +500,7 @@ int main(void)
 		{ "flipped block bit is detected", test_bitflip_detected },
 		{ "1-ulp and sign-of-zero changes are detected", test_ulp_detected },
 		{ "q8_1 hand-built blocks", test_q8_1_hand_built },
+		{ "README hazards on hand-built blocks", test_hazards },
 		{ "unknown type is an error, never zeros", test_unknown_type_is_error },
 		{ "type table", test_type_table },
 		{ "integer and f64 types", test_plain_types },

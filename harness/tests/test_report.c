@@ -145,14 +145,16 @@ static void test_markdown(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(md, "| weird &amp; &lt;suite&gt; \"s\" | 2 | 0 | 0 | 1 | 1 |"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(md, "\\| \\`tick\\` \\*star\\*"));
 	CU_ASSERT_PTR_NULL(strstr(md, "<script"));
+	/* Skips grouped by reason, with the count and example ids. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(md, "| 1 | no CUDA device: &lt;script&gt;"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(md, "| `skipped/one` |"));
 	/* Every table row is one line with matching ends: newlines in a message
 	 * or id did not split it, and each has 5 or 6 unescaped separators. */
 	for (line = strtok_r(md, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] != '|')
 			continue;
 		CU_ASSERT_EQUAL(line[strlen(line) - 1], '|');
-		if (!strncmp(line, "| fail |", 8) || !strncmp(line, "| error |", 9) ||
-		    !strncmp(line, "| skip |", 8)) {
+		if (!strncmp(line, "| fail |", 8) || !strncmp(line, "| error |", 9)) {
 			int seps = 0;
 			char *p;
 
@@ -162,8 +164,37 @@ static void test_markdown(void)
 			rows++;
 		}
 	}
-	CU_ASSERT_EQUAL(rows, 4);
+	CU_ASSERT_EQUAL(rows, 3);
 	free(md);
+}
+
+/* Many skips for one reason are one line with a count and example ids. */
+static void test_markdown_skips(void)
+{
+	const char *tmp = doc_tmpdir();
+	json_t *run = json_pack("{ss s{} s[] ss}", "schema", "conform-report/1", "run",
+				"results", "verdict", "pass");
+	char path[300], id[16], *md;
+	infer_error err;
+	int i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "k%d", i);
+		json_array_append_new(json_object_get(run, "results"),
+				      doc_result("s", id, "skip", "no cuda", NULL));
+	}
+	json_array_append_new(json_object_get(run, "results"),
+			      doc_result("s", "other", "skip", "no model", NULL));
+	snprintf(path, sizeof(path), "%s/summary.md", tmp);
+	CU_ASSERT_EQUAL_FATAL(report_write_markdown(run, path, &err), 0);
+	md = doc_slurp(path);
+	CU_ASSERT_PTR_NOT_NULL(strstr(md, "| 5 | no cuda | `k0`, `k1`, `k2` and 2 more |\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(md, "| 1 | no model | `other` |\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(md, "No failures."));
+	free(md);
+	json_decref(run);
+	doc_rmdir(tmp);
 }
 
 static void expect_invalid(json_t *run, const char *needle)
@@ -259,7 +290,7 @@ static void test_atomic_replace(void)
 	doc_rmdir(tmp);
 }
 
-/* No results at all: still four valid files, verdict pass. */
+/* No results at all: still four valid files; an empty run is no pass. */
 static void test_empty_run(void)
 {
 	const char *tmp = doc_tmpdir();
@@ -271,7 +302,7 @@ static void test_empty_run(void)
 	CU_ASSERT_EQUAL(report_write_all(run, tmp, &err), 0);
 	snprintf(path, sizeof(path), "%s/summary.md", tmp);
 	s = doc_slurp(path);
-	CU_ASSERT_TRUE(s && !strncmp(s, "# conform: PASS", 15));
+	CU_ASSERT_TRUE(s && !strncmp(s, "# conform: FAIL", 15));
 	free(s);
 	if (have_xmllint()) {
 		snprintf(cmd, sizeof(cmd), "xmllint --noout '%s/report.html'", tmp);
@@ -293,6 +324,7 @@ int main(void)
 	CU_add_test(s, "report.json round-trips", test_json_roundtrip);
 	CU_add_test(s, "report.html escaped, self-contained, plots", test_html);
 	CU_add_test(s, "summary.md tables intact", test_markdown);
+	CU_add_test(s, "summary.md groups skips", test_markdown_skips);
 	CU_add_test(s, "invalid documents write nothing", test_invalid_documents);
 	CU_add_test(s, "atomic replace and unwritable targets", test_atomic_replace);
 	CU_add_test(s, "empty run", test_empty_run);

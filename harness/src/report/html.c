@@ -1,7 +1,7 @@
 /* report.html: one self-contained page (no external fonts, scripts or
  * images) that a person opens from a CI artifact. A summary bar, the run
  * metadata, then a table per suite whose rows a small inline script filters
- * by status and id. Each non-trivial result has a details row: metrics
+ * by status and id. Each result with details has a collapsible block: metrics
  * against their limits, the worst element, an SVG histogram of |error|, a
  * per-layer error plot for activation checks and any other detail (the haiku
  * transcript, ...) rendered generically as key/value blocks.
@@ -40,7 +40,7 @@ static const char css[] =
 	".verdict.pass{background:#2e7d32}.verdict.fail{background:#c62828}\n"
 	".bar{display:flex;height:14px;border-radius:4px;overflow:hidden;margin:8px 0;"
 	"background:#eee;max-width:900px}\n"
-	".bar span{display:block;height:100%}\n"
+	".bar span{display:block;height:100%;min-width:4px}\n"
 	".s-pass{background:#43a047}.s-fail{background:#e53935}.s-skip{background:#bdbdbd}"
 	".s-error{background:#8e24aa}\n"
 	".badge{display:inline-block;min-width:40px;text-align:center;border-radius:3px;"
@@ -50,8 +50,9 @@ static const char css[] =
 	"td,th{border-bottom:1px solid #e0e0e0;padding:3px 8px;text-align:left;vertical-align:top}\n"
 	"th{background:#f5f5f5}\n"
 	"table.results{width:100%}\n"
-	"td.msg{white-space:pre-wrap;word-break:break-word;max-width:60em}\n"
-	"tr.detail td{background:#fafafa;border-bottom:2px solid #e0e0e0}\n"
+	"td.msg{max-width:64em}div.msg{white-space:pre-wrap;word-break:break-word}\n"
+	"td.msg details{background:#fafafa;padding:0 6px}\n"
+	"summary{cursor:pointer;color:#555}td.t{white-space:nowrap}\n"
 	"tr.off,section.off{display:none}\n"
 	".filter{margin:10px 0;display:flex;gap:14px;align-items:center;flex-wrap:wrap}\n"
 	"dl.kv{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:4px 0}\n"
@@ -81,14 +82,14 @@ static const char script[] =
 	"    var q = query.value.toLowerCase();\n"
 	"    var sections = document.querySelectorAll('section.suite');\n"
 	"    for (var s = 0; s < sections.length; s++) {\n"
-	"      var rows = sections[s].querySelectorAll('tr[data-status]');\n"
+	"      var rows = sections[s].querySelectorAll('tr.result');\n"
 	"      var visible = 0;\n"
 	"      for (var i = 0; i < rows.length; i++) {\n"
 	"        var id = rows[i].getAttribute('data-id').toLowerCase();\n"
 	"        var hit = wanted(rows[i].getAttribute('data-status')) &&\n"
 	"          (q === '' || id.indexOf(q) !== -1);\n"
 	"        rows[i].classList.toggle('off', !hit);\n"
-	"        if (hit && rows[i].classList.contains('result'))\n"
+	"        if (hit)\n"
 	"          visible++;\n"
 	"      }\n"
 	"      sections[s].classList.toggle('off', visible === 0);\n"
@@ -615,7 +616,7 @@ static void details_body(FILE *f, const json_t *d)
 	json_decref(rest);
 }
 
-static void result_rows(FILE *f, const json_t *r)
+static void result_row(FILE *f, const json_t *r)
 {
 	const char *st = report_str(r, "status", "error");
 	const json_t *d = json_object_get(r, "details"), *tags = json_object_get(r, "tags"), *t;
@@ -639,17 +640,17 @@ static void result_rows(FILE *f, const json_t *r)
 		h(f, json_string_value(t));
 		fputs("</span>", f);
 	}
-	fprintf(f, "</td><td>%s</td><td class=\"msg\">", dur);
+	fprintf(f, "</td><td class=\"t\">%s</td><td class=\"msg\"><div class=\"msg\">", dur);
 	h(f, report_str(r, "message", ""));
+	fputs("</div>", f);
+	if (json_is_object(d) && json_object_size(d)) {
+		/* Open where someone will want to look: failures and errors. */
+		fprintf(f, "<details%s><summary>details</summary>",
+			strcmp(st, "fail") && strcmp(st, "error") ? "" : " open=\"open\"");
+		details_body(f, d);
+		fputs("</details>", f);
+	}
 	fputs("</td></tr>\n", f);
-	if (!json_is_object(d) || !json_object_size(d))
-		return;
-	fprintf(f, "<tr class=\"detail\" data-status=\"%s\"", st);
-	ha(f, "data-id", rowid);
-	fprintf(f, "><td></td><td colspan=\"5\"><details%s><summary>details</summary>",
-		strcmp(st, "fail") && strcmp(st, "error") ? "" : " open=\"open\"");
-	details_body(f, d);
-	fputs("</details></td></tr>\n", f);
 }
 
 /* ---- page sections ------------------------------------------------------ */
@@ -704,7 +705,7 @@ static void suite_section(FILE *f, const json_t *results, const char *suite, siz
 	      "<th>backend</th><th>kind</th><th>time</th><th>message</th></tr></thead><tbody>\n", f);
 	json_array_foreach(results, i, r)
 		if (!strcmp(report_str(r, "suite", ""), suite))
-			result_rows(f, r);
+			result_row(f, r);
 	fputs("</tbody></table></section>\n", f);
 }
 

@@ -145,36 +145,21 @@ static int timestamp_of(const json_t *meta, char out[20])
 	return 1;
 }
 
-/* Run metadata as properties: scalars by name, one level of objects as a.b. */
+static void property(void *ctx, const char *name, const char *value)
+{
+	FILE *f = ctx;
+
+	fputs("      <property", f);
+	attr(f, "name", name);
+	attr(f, "value", value);
+	fputs("/>\n", f);
+}
+
+/* Run metadata as properties, nested members as "a.b". */
 static void properties(FILE *f, const json_t *meta)
 {
-	const char *key, *sub;
-	json_t *v, *w;
-	char name[256], buf[512];
-
 	fputs("    <properties>\n", f);
-	json_object_foreach((json_t *)meta, key, v) {
-		if (json_is_object(v)) {
-			json_object_foreach(v, sub, w) {
-				if (json_is_object(w) || json_is_array(w))
-					continue;
-				snprintf(name, sizeof(name), "%s.%s", key, sub);
-				report_fmt_value(w, buf, sizeof(buf));
-				fputs("      <property", f);
-				attr(f, "name", name);
-				attr(f, "value", buf);
-				fputs("/>\n", f);
-			}
-			continue;
-		}
-		if (json_is_array(v))
-			continue;
-		report_fmt_value(v, buf, sizeof(buf));
-		fputs("      <property", f);
-		attr(f, "name", key);
-		attr(f, "value", buf);
-		fputs("/>\n", f);
-	}
+	report_flatten(meta, property, f);
 	fputs("    </properties>\n", f);
 }
 

@@ -7,6 +7,8 @@
 
 #include "report_internal.h"
 
+#define MD_IDS_SHOWN 3
+
 /* Plain text in a table cell. */
 static void md_text(FILE *f, const char *s)
 {
@@ -37,6 +39,10 @@ static void md_code(FILE *f, const char *s)
 	size_t len = strlen(s);
 	int pad = len && (s[0] == '`' || s[len - 1] == '`' || s[0] == ' ');
 
+	if (!len) {
+		fputs("\"\"", f); /* an empty code span does not render */
+		return;
+	}
 	for (p = s; *p; p++) {
 		run = *p == '`' ? run + 1 : 0;
 		if (run > longest)
@@ -60,39 +66,15 @@ static void md_code(FILE *f, const char *s)
 		fputc('`', f);
 }
 
-static void meta_line(FILE *f, const char *key, const json_t *v)
+static void meta_line(void *ctx, const char *name, const char *value)
 {
-	char buf[512];
+	FILE *f = ctx;
 
-	report_fmt_value(v, buf, sizeof(buf));
 	fputs("- ", f);
-	md_text(f, key);
+	md_text(f, name);
 	fputs(": ", f);
-	md_code(f, buf);
+	md_code(f, value);
 	fputc('\n', f);
-}
-
-/* Run metadata: scalars, and one level of objects (tool versions) as a.b. */
-static void metadata(FILE *f, const json_t *meta)
-{
-	const char *key, *sub;
-	json_t *v, *w;
-	char name[256];
-
-	json_object_foreach((json_t *)meta, key, v) {
-		if (json_is_array(v))
-			continue;
-		if (!json_is_object(v)) {
-			meta_line(f, key, v);
-			continue;
-		}
-		json_object_foreach(v, sub, w) {
-			if (json_is_object(w) || json_is_array(w))
-				continue;
-			snprintf(name, sizeof(name), "%s.%s", key, sub);
-			meta_line(f, name, w);
-		}
-	}
 }
 
 static void suite_table(FILE *f, const json_t *results)
@@ -140,6 +122,49 @@ static void listing(FILE *f, const json_t *results, const char *title, int st1, 
 	}
 }
 
+/* Skips grouped by reason: a CPU-only run skips every CUDA check for the same
+ * reason, and one line says that better than hundreds. */
+static void skipped(FILE *f, const json_t *results)
+{
+	json_t *groups = json_object(), *g, *ids;
+	const json_t *r;
+	const char *reason;
+	size_t i, k;
+
+	json_array_foreach(results, i, r) {
+		if (report_result_status(r) != RS_SKIP)
+			continue;
+		reason = report_str(r, "message", "");
+		g = json_object_get(groups, reason);
+		if (!g) {
+			g = json_pack("{si s[]}", "n", 0, "ids");
+			json_object_set_new(groups, reason, g);
+		}
+		json_object_set_new(g, "n", json_integer(json_integer_value(json_object_get(g, "n")) + 1));
+		ids = json_object_get(g, "ids");
+		if (json_array_size(ids) < MD_IDS_SHOWN)
+			json_array_append(ids, json_object_get(r, "id"));
+	}
+	if (json_object_size(groups))
+		fputs("\n## Skipped\n\n| checks | reason | e.g. |\n|--:|---|---|\n", f);
+	json_object_foreach(groups, reason, g) {
+		json_int_t n = json_integer_value(json_object_get(g, "n"));
+
+		ids = json_object_get(g, "ids");
+		fprintf(f, "| %lld | ", (long long)n);
+		md_text(f, reason);
+		fputs(" | ", f);
+		for (k = 0; k < json_array_size(ids); k++) {
+			fputs(k ? ", " : "", f);
+			md_code(f, json_string_value(json_array_get(ids, k)));
+		}
+		if ((size_t)n > json_array_size(ids))
+			fprintf(f, " and %lld more", (long long)n - (long long)json_array_size(ids));
+		fputs(" |\n", f);
+	}
+	json_decref(groups);
+}
+
 int report_emit_markdown(const json_t *run, FILE *f)
 {
 	const json_t *results = json_object_get(run, "results");
@@ -150,11 +175,11 @@ int report_emit_markdown(const json_t *run, FILE *f)
 	fprintf(f, "# conform: %s\n\n", !strcmp(verdict, "pass") ? "PASS" : "FAIL");
 	fprintf(f, "**%d checks**: %d pass, %d fail, %d skip, %d error (%.2f s of checks)\n\n",
 		c.total, c.n[RS_PASS], c.n[RS_FAIL], c.n[RS_SKIP], c.n[RS_ERROR], c.duration_s);
-	metadata(f, json_object_get(run, "run"));
+	report_flatten(json_object_get(run, "run"), meta_line, f);
 	if (c.total)
 		suite_table(f, results);
 	listing(f, results, "Failures and errors", RS_FAIL, RS_ERROR);
-	listing(f, results, "Skipped", RS_SKIP, RS_SKIP);
+	skipped(f, results);
 	if (!c.n[RS_FAIL] && !c.n[RS_ERROR])
 		fputs("\nNo failures.\n", f);
 	return ferror(f) ? -1 : 0;

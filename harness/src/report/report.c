@@ -62,7 +62,8 @@ const char *report_verdict(const json_t *run)
 	if (v)
 		return v;
 	report_count(json_object_get(run, "results"), NULL, &c);
-	return c.n[RS_FAIL] || c.n[RS_ERROR] ? "fail" : "pass";
+	/* As conform decides: an empty run proves nothing, so it is no pass. */
+	return c.n[RS_FAIL] || c.n[RS_ERROR] || !c.total ? "fail" : "pass";
 }
 
 json_t *report_suites(const json_t *results)
@@ -94,6 +95,64 @@ void report_fmt_value(const json_t *v, char *buf, size_t n)
 		snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
 	else
 		snprintf(buf, n, "null");
+}
+
+static int scalar(const json_t *v)
+{
+	return !json_is_object(v) && !json_is_array(v);
+}
+
+static void join_scalars(const json_t *a, char *buf, size_t n)
+{
+	const json_t *v;
+	char item[256];
+	size_t i, at = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(a, i, v) {
+		int w;
+
+		report_fmt_value(v, item, sizeof(item));
+		w = snprintf(buf + at, n - at, "%s%s", i ? " " : "", item);
+		if (w < 0 || (size_t)w >= n - at)
+			return; /* truncated: metadata lines stay short */
+		at += (size_t)w;
+	}
+}
+
+static void flatten(const json_t *obj, const char *prefix, int depth, report_kv_fn fn, void *ctx)
+{
+	const char *key;
+	json_t *v;
+	char name[256], value[1024];
+
+	json_object_foreach((json_t *)obj, key, v) {
+		size_t i;
+		json_t *item;
+		int ok = 1;
+
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
+		if (json_is_object(v)) {
+			if (depth < 3)
+				flatten(v, name, depth + 1, fn, ctx);
+			continue;
+		}
+		if (json_is_array(v)) {
+			json_array_foreach(v, i, item)
+				ok &= scalar(item);
+			if (!ok)
+				continue;
+			join_scalars(v, value, sizeof(value));
+		} else {
+			report_fmt_value(v, value, sizeof(value));
+		}
+		fn(ctx, name, value);
+	}
+}
+
+void report_flatten(const json_t *obj, report_kv_fn fn, void *ctx)
+{
+	flatten(obj, "", 1, fn, ctx);
 }
 
 /* ---- markup escaping ---------------------------------------------------- */

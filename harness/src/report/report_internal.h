@@ -33,6 +33,12 @@ const char *report_str(const json_t *obj, const char *key, const char *dflt);
 /* A JSON scalar as short text: numbers %.4g (integers exact), strings as-is. */
 void report_fmt_value(const json_t *v, char *buf, size_t n);
 
+/* Calls fn for every scalar of obj (nested objects as "a.b", at most three
+ * levels), arrays of scalars joined by spaces; arrays of objects are left out.
+ * Run metadata becomes JUnit properties and summary.md lines this way. */
+typedef void (*report_kv_fn)(void *ctx, const char *name, const char *value);
+void report_flatten(const json_t *obj, report_kv_fn fn, void *ctx);
+
 /* Markup escaping of UTF-8 text (jansson strings are valid UTF-8). Characters
  * XML 1.0 forbids even escaped (C0 controls but tab/newline/CR, U+FFFE/FFFF)
  * become U+FFFD. attr: also escape quotes and turn newline/tab/CR into

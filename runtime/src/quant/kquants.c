@@ -302,28 +302,29 @@ int quant_q5_k(const float *src, void *dst, int64_t n)
 int dequant_q6_k(const void *src, float *dst, int64_t n)
 {
 	const block_q6_k *b = src;
+	int q[128];
 
 	for (int64_t i = 0; i < n / QK_K; i++, b++) {
 		const float d = half_le(b->d);
 
-		/* Per half of 128: ql[l] holds elements l (low) and l+64 (high),
-		 * ql[l+32] elements l+32 and l+96; qh[l] their 2 top bits each. */
-		for (int h = 0; h < 2; h++, dst += 128) {
+		/* Per half of 128: ql[l] holds elements l (low nibble) and l+64
+		 * (high), ql[l+32] elements l+32 and l+96; qh[l] their 2 top bits. */
+		for (int h = 0; h < 2; h++) {
 			const uint8_t *ql = b->ql + 64 * h;
 			const uint8_t *qh = b->qh + 32 * h;
-			const int8_t *sc = b->scales + 8 * h;
 
 			for (int l = 0; l < 32; l++) {
-				const int is = l / 16;
-				const int q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
-				const int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
-				const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-				const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+				q[l] = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+				q[l + 32] = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+				q[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+				q[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+			}
+			/* (d * sc) * q, in this order: the product can round. */
+			for (int k = 0; k < 8; k++, dst += 16) {
+				const float dl = d * b->scales[8 * h + k];
 
-				dst[l] = d * sc[is] * q1;
-				dst[l + 32] = d * sc[is + 2] * q2;
-				dst[l + 64] = d * sc[is + 4] * q3;
-				dst[l + 96] = d * sc[is + 6] * q4;
+				for (int l = 0; l < 16; l++)
+					dst[l] = dl * q[16 * k + l];
 			}
 		}
 	}

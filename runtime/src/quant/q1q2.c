@@ -11,9 +11,14 @@ int dequant_q1_0(const void *src, float *dst, int64_t n)
 	for (int64_t i = 0; i < n / 128; i++, b++, dst += 128) {
 		const float d = half_le(b->d);
 
-		/* -d, not (-1) * d: identical, including the sign of zero. */
-		for (int j = 0; j < 128; j++)
-			dst[j] = (b->qs[j / 8] >> (j % 8)) & 1 ? d : -d;
+		const float pm[2] = { -d, d }; /* -d, not (-1) * d: same bits, -0.0 included */
+
+		for (int j = 0; j < 16; j++) {
+			const unsigned byte = b->qs[j];
+
+			for (int k = 0; k < 8; k++)
+				dst[8 * j + k] = pm[(byte >> k) & 1];
+		}
 	}
 	return 0;
 }
@@ -44,8 +49,12 @@ int dequant_q2_0(const void *src, float *dst, int64_t n)
 	for (int64_t i = 0; i < n / 64; i++, b++, dst += 64) {
 		const float d = half_le(b->d);
 
-		for (int j = 0; j < 64; j++)
-			dst[j] = (((b->qs[j / 4] >> (2 * (j % 4))) & 3) - 1) * d;
+		for (int j = 0; j < 16; j++) {
+			const unsigned byte = b->qs[j];
+
+			for (int k = 0; k < 4; k++)
+				dst[4 * j + k] = ((int)((byte >> (2 * k)) & 3) - 1) * d;
+		}
 	}
 	return 0;
 }

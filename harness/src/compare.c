@@ -279,11 +279,16 @@ static double nmse_of(const struct cmp_acc *s)
 
 static double cosine_of(const struct cmp_acc *s)
 {
+	double c;
+
 	if (s->sum_a2 == 0 && s->sum_b2 == 0)
 		return 1.0;
 	if (s->sum_a2 == 0 || s->sum_b2 == 0)
 		return 0.0;
-	return s->dot / (sqrt(s->sum_a2) * sqrt(s->sum_b2));
+	/* sqrt of the product: exactly sum_a2 when a == b, so identical data gives 1. */
+	c = s->dot / sqrt(s->sum_a2 * s->sum_b2);
+	/* Rounding can step just past +-1 for parallel vectors. */
+	return c > 1 ? 1 : c < -1 ? -1 : c;
 }
 
 /* ---- histogram ---------------------------------------------------------- */

@@ -173,6 +173,22 @@ static void test_cosine(void)
 	json_decref(d);
 }
 
+/* Identical data has cosine exactly 1 (rounding may not push it past). */
+static void test_cosine_identical(void)
+{
+	float x[2048];
+	json_t *d;
+	int i, hits = 0;
+
+	for (i = 0; i < 2048; i++)
+		x[i] = (float)((i * 7919) % 2053) * 0.37f - 300.0f;
+	d = run(x, x, 2048, NULL, 0, "{\"min_cosine\": 1}", 1, NULL);
+	CU_ASSERT_TRUE(metric(d, "cosine") <= 1.0);
+	hits += metric(d, "cosine") == 1.0;
+	CU_ASSERT_EQUAL(hits, 1);
+	json_decref(d);
+}
+
 static void test_nonfinite(void)
 {
 	float b[4] = { 1, 2, INFINITY, NAN }, a[4] = { 1, 2, INFINITY, NAN };
@@ -421,6 +437,7 @@ int main(void)
 		{ "nmse", test_nmse },
 		{ "ulp distance", test_ulp },
 		{ "cosine", test_cosine },
+		{ "cosine of identical data", test_cosine_identical },
 		{ "NaN/Inf rules", test_nonfinite },
 		{ "argmax swap", test_argmax },
 		{ "top-k overlap", test_topk },

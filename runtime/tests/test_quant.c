@@ -248,6 +248,28 @@ static void test_q8_1_and_f64(void)
 	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_I32, x, q, 16, "i32", NULL), INFER_E_UNSUPPORTED);
 }
 
+/* A NaN or inf in the input is an error naming the tensor and element. */
+static void test_nonfinite_rejected(void)
+{
+	float x[256];
+	uint8_t q[512];
+	infer_error err;
+
+	for (int i = 0; i < 256; i++)
+		x[i] = (float)i / 256.0f;
+	x[200] = NAN;
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_Q4_K, x, q, 256, "blk.0.attn_q.weight", &err),
+			INFER_E_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "blk.0.attn_q.weight"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "element 200"));
+	x[200] = -INFINITY;
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_Q8_0, x, q, 256, "w", &err), INFER_E_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "infinite"));
+	/* f16 stores inf as inf. */
+	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_F16, x, q, 256, "w", &err), 0);
+	CU_ASSERT_EQUAL(q[2 * 200] | (q[2 * 200 + 1] << 8), 0xfc00);
+}
+
 int main(void)
 {
 	static const struct {
@@ -261,6 +283,7 @@ int main(void)
 		{ "iq4_nl encoder: match rate and error bound", test_iq4_nl },
 		{ "the checks can fail", test_checks_can_fail },
 		{ "q8_1 and f64 round trip", test_q8_1_and_f64 },
+		{ "NaN/inf input rejected", test_nonfinite_rejected },
 	};
 	CU_pSuite s;
 	int failed;

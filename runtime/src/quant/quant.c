@@ -296,5 +296,15 @@ int infer_quantize(uint32_t type, const float *src, void *dst, int64_t n,
 		return infer_error_set(err, INFER_E_UNSUPPORTED, -1,
 				       "tensor %s: type %s (id %u) has no quantizer",
 				       what ? what : "(unnamed tensor)", t->name, type);
+	/* Block encoders derive a shared scale from each block: one NaN or inf
+	 * would silently poison the whole block, so refuse it up front. Plain
+	 * float types store such values as they are. */
+	if (t->block_size > 1)
+		for (int64_t i = 0; i < n; i++)
+			if (!isfinite(src[i]))
+				return infer_error_set(err, INFER_E_ARG, -1,
+						       "tensor %s: element %lld is %s; cannot quantize to %s",
+						       what ? what : "(unnamed tensor)", (long long)i,
+						       isnan(src[i]) ? "NaN" : "infinite", t->name);
 	return t->from_float(src, dst, n);
 }

@@ -51,6 +51,8 @@ static int fail(gguf_writer *w, int code, const char *fmt, const char *what)
 
 static int buf_put(struct buf *b, const void *src, size_t n)
 {
+	if (n == 0) /* src may be NULL then (an empty KV section) */
+		return 0;
 	if (n > b->cap - b->len) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap - b->len < n)

@@ -194,7 +194,7 @@ static void run_one(const struct check *c, const char *backend, const int *avail
 	if (skip) {
 		check_result_set(r, CHECK_SKIP, "%s", skip);
 	} else if (!avail[bi]) {
-		check_result_set(r, CHECK_SKIP, "skipped: backend %s unavailable: %s", backend, reasons[bi]);
+		check_result_set(r, CHECK_SKIP, "skipped: %s unavailable: %s", backend, reasons[bi]);
 	} else if (!k) {
 		check_result_set(r, CHECK_ERROR, "unknown check kind '%s'", c->kind);
 	} else {

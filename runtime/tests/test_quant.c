@@ -159,6 +159,24 @@ static void check_search_type(uint32_t id, double slack)
 	CU_ASSERT(total > 0);
 }
 
+static void test_q2_k(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_Q2_K, 1.5);
+}
+
+static void test_q3_k(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_Q3_K, 1.5);
+}
+
+static void test_iq4_xs(void)
+{
+	if (!skip_if_absent())
+		check_search_type(INFER_TYPE_IQ4_XS, 1.5);
+}
+
 static void test_q4_k(void)
 {
 	if (!skip_if_absent())
@@ -277,10 +295,13 @@ int main(void)
 		void (*fn)(void);
 	} tests[] = {
 		{ "fixed-formula encoders match ggml byte for byte", test_exact_quantizers },
+		{ "q2_K encoder: match rate and error bound", test_q2_k },
+		{ "q3_K encoder: match rate and error bound", test_q3_k },
 		{ "q4_K encoder: match rate and error bound", test_q4_k },
 		{ "q5_K encoder: match rate and error bound", test_q5_k },
 		{ "q6_K encoder: match rate and error bound", test_q6_k },
 		{ "iq4_nl encoder: match rate and error bound", test_iq4_nl },
+		{ "iq4_xs encoder: match rate and error bound", test_iq4_xs },
 		{ "the checks can fail", test_checks_can_fail },
 		{ "q8_1 and f64 round trip", test_q8_1_and_f64 },
 		{ "NaN/inf input rejected", test_nonfinite_rejected },

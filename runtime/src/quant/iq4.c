@@ -86,45 +86,90 @@ static float iq4_assign(const float *x, float d, uint8_t *q)
 	return err;
 }
 
-/* Our own search: start with the extreme value on level -127, then refit the
- * scale by least squares for the chosen levels while the error drops. */
+/* Our own search for one group of 32: start with the extreme value on level
+ * -127, then refit the scale by least squares for the chosen levels while
+ * the error drops. Returns the scale; q receives the level indices. */
+static float iq4_fit(const float *x, uint8_t *best_q)
+{
+	uint8_t q[32];
+	float amax = 0.0f, max = 0.0f;
+
+	for (int j = 0; j < 32; j++)
+		if (fabsf(x[j]) > amax) {
+			amax = fabsf(x[j]);
+			max = x[j];
+		}
+	float d = max / -127.0f;
+	float best_err = iq4_assign(x, d, best_q), best_d = d;
+
+	for (int it = 0; it < 4 && d != 0.0f; it++) {
+		float sxq = 0.0f, sqq = 0.0f;
+
+		for (int j = 0; j < 32; j++) {
+			float l = kvalues_iq4nl[best_q[j]];
+
+			sxq += x[j] * l;
+			sqq += l * l;
+		}
+		d = sxq / sqq;
+		float err = iq4_assign(x, d, q);
+
+		if (!(err < best_err))
+			break;
+		best_err = err;
+		best_d = d;
+		memcpy(best_q, q, sizeof(q));
+	}
+	return best_d;
+}
+
+static void iq4_pack(const uint8_t *q, uint8_t *qs)
+{
+	for (int j = 0; j < 16; j++)
+		qs[j] = (uint8_t)(q[j] | (q[j + 16] << 4));
+}
+
 int quant_iq4_nl(const float *src, void *dst, int64_t n)
 {
 	block_iq4_nl *b = dst;
-	uint8_t q[32], best_q[32];
+	uint8_t q[32];
 
 	for (int64_t i = 0; i < n / 32; i++, b++, src += 32) {
-		float amax = 0.0f, max = 0.0f;
+		put_le16(b->d, infer_fp32_to_fp16(iq4_fit(src, q)));
+		iq4_pack(q, b->qs);
+	}
+	return 0;
+}
 
-		for (int j = 0; j < 32; j++)
-			if (fabsf(src[j]) > amax) {
-				amax = fabsf(src[j]);
-				max = src[j];
-			}
-		float d = max / -127.0f;
-		float best_err = iq4_assign(src, d, best_q), best_d = d;
+/* iq4_xs: the per-32 scales of iq4_fit, quantized to 6 bits (biased by 32)
+ * against an fp16 super-scale; levels re-chosen for the rounded scales. */
+int quant_iq4_xs(const float *src, void *dst, int64_t n)
+{
+	block_iq4_xs *b = dst;
+	uint8_t q[32];
 
-		for (int it = 0; it < 4 && d != 0.0f; it++) {
-			float sxq = 0.0f, sqq = 0.0f;
+	for (int64_t i = 0; i < n / QK_K; i++, b++, src += QK_K) {
+		float s[8], smax = 0.0f;
+		uint16_t sh = 0;
 
-			for (int j = 0; j < 32; j++) {
-				float l = kvalues_iq4nl[best_q[j]];
-
-				sxq += src[j] * l;
-				sqq += l * l;
-			}
-			d = sxq / sqq;
-			float err = iq4_assign(src, d, q);
-
-			if (!(err < best_err))
-				break;
-			best_err = err;
-			best_d = d;
-			memcpy(best_q, q, sizeof(q));
+		for (int ib = 0; ib < 8; ib++) {
+			s[ib] = iq4_fit(src + 32 * ib, q);
+			smax = fmaxf(smax, fabsf(s[ib]));
 		}
-		put_le16(b->d, infer_fp32_to_fp16(best_d));
-		for (int j = 0; j < 16; j++)
-			b->qs[j] = (uint8_t)(best_q[j] | (best_q[j + 16] << 4));
+		put_le16(b->d, infer_fp32_to_fp16(smax / 31.0f));
+		const float d = half_le(b->d);
+
+		memset(b->scales_l, 0, sizeof(b->scales_l));
+		for (int ib = 0; ib < 8; ib++) {
+			int ls = d > 0.0f ? (int)lrintf(s[ib] / d) : 0;
+
+			ls = (ls < -32 ? -32 : ls > 31 ? 31 : ls) + 32;
+			b->scales_l[ib / 2] |= (uint8_t)((ls & 0x0f) << (4 * (ib % 2)));
+			sh |= (uint16_t)((ls >> 4) << (2 * ib));
+			iq4_assign(src + 32 * ib, d * (ls - 32), q);
+			iq4_pack(q, b->qs + 16 * ib);
+		}
+		put_le16(b->scales_h, sh);
 	}
 	return 0;
 }

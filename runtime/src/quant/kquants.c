@@ -8,7 +8,7 @@
  * min is subtracted. In q6_K the product d * sc * q can round, so the
  * grouping (d * sc) * q matters and is kept.
  *
- * The encoders (q4_K, q5_K, q6_K) are our own least-squares searches, not
+ * The encoders (q2_K .. q6_K) are our own least-squares searches, not
  * ggml's; they are validated by round-trip error, not by matching bytes. */
 #include <math.h>
 
@@ -80,6 +80,93 @@ int dequant_q3_k(const void *src, float *dst, int64_t n)
 						*dst++ = dl * v;
 					}
 				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* q2_K encoder: 16 sub-blocks of 16, x ~ (d * sc) * q - dmin * m with 4-bit
+ * sc, m and 2-bit q. Our own search (fit_affine below), then the quants are
+ * re-derived from the rounded scales. */
+static float fit_affine(const float *x, int n, int nmax, float *a_out, float *m_out);
+static float fit_symmetric(const float *x, int qmax, float *s_out);
+
+static int clampi(int v, int lo, int hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+int quant_q2_k(const float *src, void *dst, int64_t n)
+{
+	block_q2_k *b = dst;
+	uint8_t q[QK_K];
+
+	for (int64_t i = 0; i < n / QK_K; i++, b++, src += QK_K) {
+		float a[16], m[16], amax = 0.0f, mmax = 0.0f;
+
+		for (int k = 0; k < 16; k++) {
+			fit_affine(src + 16 * k, 16, 3, &a[k], &m[k]);
+			amax = fmaxf(amax, a[k]);
+			mmax = fmaxf(mmax, m[k]);
+		}
+		put_le16(b->d, infer_fp32_to_fp16(amax / 15.0f));
+		put_le16(b->dmin, infer_fp32_to_fp16(mmax / 15.0f));
+		const float d = half_le(b->d), dmin = half_le(b->dmin);
+
+		for (int k = 0; k < 16; k++) {
+			int sc = d > 0.0f ? clampi((int)lrintf(a[k] / d), 0, 15) : 0;
+			int mq = dmin > 0.0f ? clampi((int)lrintf(m[k] / dmin), 0, 15) : 0;
+			const float dl = d * sc, ml = dmin * mq;
+
+			b->scales[k] = (uint8_t)(sc | (mq << 4));
+			for (int l = 0; l < 16; l++)
+				q[16 * k + l] = (uint8_t)(dl > 0.0f ?
+					clampi((int)lrintf((src[16 * k + l] + ml) / dl), 0, 3) : 0);
+		}
+		/* Element 128h + 32p + 16s + l sits in qs[32h + 16s + l], bits 2p. */
+		memset(b->qs, 0, sizeof(b->qs));
+		for (int e = 0; e < QK_K; e++)
+			b->qs[32 * (e / 128) + (e % 32)] |= (uint8_t)(q[e] << (2 * ((e % 128) / 32)));
+	}
+	return 0;
+}
+
+/* q3_K encoder: 16 sub-blocks of 16, x ~ (d * sc) * v with 6-bit signed sc
+ * and v in -4..3, stored as 2 low bits in qs and the third in hmask. */
+int quant_q3_k(const float *src, void *dst, int64_t n)
+{
+	block_q3_k *b = dst;
+
+	for (int64_t i = 0; i < n / QK_K; i++, b++, src += QK_K) {
+		float s[16], smax = 0.0f;
+
+		for (int k = 0; k < 16; k++) {
+			fit_symmetric(src + 16 * k, 4, &s[k]);
+			smax = fmaxf(smax, fabsf(s[k]));
+		}
+		put_le16(b->d, infer_fp32_to_fp16(smax / 31.0f));
+		const float d = half_le(b->d);
+
+		memset(b->scales, 0, sizeof(b->scales));
+		memset(b->qs, 0, sizeof(b->qs));
+		memset(b->hmask, 0, sizeof(b->hmask));
+		for (int k = 0; k < 16; k++) {
+			const int sc = d > 0.0f ? clampi((int)lrintf(s[k] / d), -32, 31) : 0;
+			const int u = sc + 32; /* stored biased */
+			const float dl = d * sc;
+
+			b->scales[k % 8] |= (uint8_t)((u & 0x0f) << (4 * (k / 8)));
+			b->scales[8 + k % 4] |= (uint8_t)((u >> 4) << (2 * (k / 4)));
+			for (int l = 0; l < 16; l++) {
+				const int e = 16 * k + l;
+				const int v = dl != 0.0f ? clampi((int)lrintf(src[e] / dl), -4, 3) : 0;
+				const int w = v + 4; /* 0..7: low 2 bits + "no -4" bit */
+				const int pos = 16 * ((e % 32) / 16) + l;
+
+				b->qs[32 * (e / 128) + pos] |= (uint8_t)((w & 3) << (2 * ((e % 128) / 32)));
+				if (w & 4)
+					b->hmask[pos] |= (uint8_t)(1u << (e / 32));
 			}
 		}
 	}
@@ -331,10 +418,11 @@ int dequant_q6_k(const void *src, float *dst, int64_t n)
 	return 0;
 }
 
-/* Fit x ~ s * q over 16 values, q in -32..31: try step sizes around the one
- * that puts the extreme value on -32, keep the least-squares best. */
-static float fit_symmetric(const float *x, float *s_out)
+/* Fit x ~ s * q over 16 values, q in -qmax..qmax-1: try step sizes around
+ * the one that puts the extreme value on -qmax, keep the least-squares best. */
+static float fit_symmetric(const float *x, int qmax, float *s_out)
 {
+	const float lo = (float)-qmax, hi = (float)(qmax - 1);
 	float amax = 0.0f, max = 0.0f, best_err = INFINITY;
 
 	for (int j = 0; j < 16; j++)
@@ -346,27 +434,27 @@ static float fit_symmetric(const float *x, float *s_out)
 	if (amax == 0.0f)
 		return 0.0f;
 	for (int step = -8; step <= 8; step++) {
-		const float iscale = -(32.0f + 0.125f * step) / max;
-		float sxq = 0, sqq = 0, s, err = 0;
+		const float iscale = -(qmax + 0.125f * step * qmax / 32.0f) / max;
+		float sxq = 0, sqq = 0, sc, err = 0;
 
 		for (int j = 0; j < 16; j++) {
-			float q = fminf(fmaxf(rintf(x[j] * iscale), -32.0f), 31.0f);
+			float q = fminf(fmaxf(rintf(x[j] * iscale), lo), hi);
 
 			sxq += x[j] * q;
 			sqq += q * q;
 		}
 		if (sqq == 0.0f)
 			continue;
-		s = sxq / sqq;
+		sc = sxq / sqq;
 		for (int j = 0; j < 16; j++) {
-			float q = fminf(fmaxf(rintf(x[j] / s), -32.0f), 31.0f);
-			float e = x[j] - s * q;
+			float q = fminf(fmaxf(rintf(x[j] / sc), lo), hi);
+			float e = x[j] - sc * q;
 
 			err += e * e;
 		}
 		if (err < best_err) {
 			best_err = err;
-			*s_out = s;
+			*s_out = sc;
 		}
 	}
 	return best_err;
@@ -381,7 +469,7 @@ int quant_q6_k(const float *src, void *dst, int64_t n)
 		float s[16], smax = 0.0f;
 
 		for (int k = 0; k < 16; k++) {
-			fit_symmetric(src + 16 * k, &s[k]);
+			fit_symmetric(src + 16 * k, 32, &s[k]);
 			smax = fmaxf(smax, fabsf(s[k]));
 		}
 		put_le16(b->d, infer_fp32_to_fp16(smax / 127.0f));

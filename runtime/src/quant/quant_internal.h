@@ -305,9 +305,9 @@ QNT(q4_0); QNT(q4_1); QNT(q5_0); QNT(q5_1); QNT(q8_0); QNT(q8_1);
 DEQ(q1_0); DEQ(q2_0); QNT(q1_0); QNT(q2_0);                       /* q1q2.c */
 DEQ(mxfp4); DEQ(nvfp4); QNT(mxfp4); QNT(nvfp4);                   /* fp4.c */
 DEQ(q2_k); DEQ(q3_k); DEQ(q4_k); DEQ(q5_k); DEQ(q6_k); DEQ(q8_k); /* kquants.c */
-QNT(q4_k); QNT(q5_k); QNT(q6_k); QNT(q8_k);
+QNT(q2_k); QNT(q3_k); QNT(q4_k); QNT(q5_k); QNT(q6_k); QNT(q8_k);
 DEQ(tq1_0); DEQ(tq2_0); QNT(tq1_0); QNT(tq2_0);                   /* ternary.c */
-DEQ(iq4_nl); DEQ(iq4_xs); QNT(iq4_nl);                            /* iq4.c */
+DEQ(iq4_nl); DEQ(iq4_xs); QNT(iq4_nl); QNT(iq4_xs);                          /* iq4.c */
 #undef DEQ
 #undef QNT
 

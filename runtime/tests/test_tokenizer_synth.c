@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "infer/gguf.h"
@@ -355,6 +356,139 @@ static void test_spm(void)
 	free(path);
 }
 
+/* Random valid UTF-8 (1- to 4-byte characters, whitespace, digits): the
+ * byte-level vocabulary must give it back exactly, through infer_detokenize
+ * and through the streaming decoder, whose every chunk is whole characters. */
+static size_t put_cp(char *s, uint32_t cp)
+{
+	if (cp < 0x80) {
+		s[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		s[0] = (char)(0xC0 | (cp >> 6));
+		s[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		s[0] = (char)(0xE0 | (cp >> 12));
+		s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		s[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	s[0] = (char)(0xF0 | (cp >> 18));
+	s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	s[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+static uint32_t random_cp(uint64_t *st)
+{
+	static const uint32_t pool[] = { ' ', '\n', '\t', '1', 'a', 'h', 'l', 'o', 0xA0, 0xE9,
+					 0x3B1, 0x4E2D, 0x1F642, 0x2028, 0xFF11, 0x10FFFD };
+	uint32_t cp;
+
+	*st ^= *st << 13;
+	*st ^= *st >> 7;
+	*st ^= *st << 17;
+	cp = pool[*st % (sizeof(pool) / sizeof(pool[0]))];
+	return cp;
+}
+
+static void test_roundtrip_random(void)
+{
+	struct bpe_opts o = { .model = "gpt2", .pre = "qwen2" };
+	char *path = write_bpe(&o), text[512], acc[4096], chunk[512];
+	infer_error err;
+	gguf_file *f;
+	infer_tokenizer *t = load(path, &f, &err);
+	uint64_t st = 0x9E3779B97F4A7C15ull;
+	int iter, bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	for (iter = 0; iter < 300; iter++) {
+		size_t len = 0, n = 0, pos = 0, i;
+		int32_t *ids = NULL;
+		infer_detok dt = { 0 };
+		char *back;
+
+		while (len < 400)
+			len += put_cp(text + len, random_cp(&st));
+		CU_ASSERT_EQUAL_FATAL(infer_tokenize_ex(t, text, len, 0, 0, &ids, &n, &err), 0);
+		back = infer_detokenize(t, ids, n);
+		bad += !back || strlen(back) != len || memcmp(back, text, len) != 0;
+		for (i = 0; i < n; i++) {
+			int w = infer_detok_push(t, &dt, ids[i], chunk, sizeof(chunk));
+
+			CU_ASSERT_FATAL(w >= 0);
+			/* A chunk never ends inside a character. */
+			if (w > 0 && ((unsigned char)chunk[w - 1] & 0x80)) {
+				int k = w - 1, need;
+
+				while (k > 0 && ((unsigned char)chunk[k] & 0xC0) == 0x80)
+					k--;
+				need = (unsigned char)chunk[k] >= 0xF0 ? 4 : (unsigned char)chunk[k] >= 0xE0 ? 3 : 2;
+				bad += w - k != need;
+			}
+			memcpy(acc + pos, chunk, (size_t)w);
+			pos += (size_t)w;
+		}
+		bad += infer_detok_flush(&dt, chunk, sizeof(chunk)) != 0;
+		bad += pos != len || memcmp(acc, text, len) != 0;
+		free(back);
+		free(ids);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	infer_tokenizer_free(t);
+	gguf_close(f);
+	free(path);
+}
+
+/* infer tokenize: ids on one line; bad input is exit 2 with a message. */
+static int run_cli(const char *args, char *out, size_t cap)
+{
+	const char *bin = getenv("INFER_BIN_DIR");
+	char cmd[8192];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "%s/runtime/infer tokenize %s 2>/dev/null", bin ? bin : ".", args);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	return WEXITSTATUS(pclose(p));
+}
+
+static void test_cli(void)
+{
+	struct bpe_opts o = { .model = "gpt2", .pre = "qwen2" };
+	const char *bin = getenv("INFER_BIN_DIR");
+	char *path, args[4096], out[256], probe[4096];
+
+	snprintf(probe, sizeof(probe), "%s/runtime/infer", bin ? bin : ".");
+	if (access(probe, X_OK) != 0) {
+		printf("skipped: %s not built ", probe);
+		return;
+	}
+	path = write_bpe(&o);
+	snprintf(args, sizeof(args), "-m %s -p 'hello <|im_end|>'", path);
+	CU_ASSERT_EQUAL(run_cli(args, out, sizeof(out)), 0);
+	CU_ASSERT_STRING_EQUAL(out, "259 32 60 124 105 109 95 101 110 100 124 62\n");
+	snprintf(args, sizeof(args), "-m %s --special -p 'hello <|im_end|>'", path);
+	CU_ASSERT_EQUAL(run_cli(args, out, sizeof(out)), 0);
+	snprintf(probe, sizeof(probe), "%d 32 %d\n", T_HELLO, T_IM_END);
+	CU_ASSERT_STRING_EQUAL(out, probe);
+	CU_ASSERT_EQUAL(run_cli("-m /nonexistent.gguf -p x", out, sizeof(out)), 2);
+	snprintf(args, sizeof(args), "-m %s", path);
+	CU_ASSERT_EQUAL(run_cli(args, out, sizeof(out)), 2); /* no text */
+	CU_ASSERT_STRING_EQUAL(out, "");
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	static const struct {
@@ -366,6 +500,8 @@ int main(void)
 		{ "bpe special tokens, EOG, decoding", test_bpe_special },
 		{ "bpe load errors name the field", test_bpe_load_errors },
 		{ "sentencepiece", test_spm },
+		{ "random UTF-8 round trip and stream", test_roundtrip_random },
+		{ "infer tokenize", test_cli },
 	};
 	CU_pSuite s;
 	size_t i;

@@ -10,6 +10,11 @@ ranges) and PropList.txt (White_Space). White_Space wins over the category,
 as in llama.cpp, whose tokenizer the vectors come from: U+00A0 (Zs) and
 U+0085 (Cc) are both whitespace there.
 The build never runs this script: its output is committed.
+
+Version: Debian's unicode-data 15.0 (ReadMe dated 2022-09-02). llama.cpp's
+own table (unicode-data.cpp) was generated from a later UCD; the classes
+differ only on code points assigned after 15.0 (e.g. CJK Extension I,
+U+2EBF0..U+2EE5D, letters in 15.1), which none of the vectors use.
 """
 import os
 import re

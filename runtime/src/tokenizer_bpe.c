@@ -265,10 +265,11 @@ static int bpe_word(const infer_tokenizer *t, const unsigned char *w, size_t n, 
 struct work {
 	uint32_t *cp;
 	uint8_t *cls;
-	size_t *boff;       /* byte offset of each code point in bytes; n+1 entries */
+	size_t *boff;         /* byte offset of each code point in bytes; n+1 entries */
 	unsigned char *bytes; /* the text re-encoded (== input for valid UTF-8) */
-	struct sym *sym;
-	struct heap heap;
+	struct sym *sym;      /* sized for the longest word so far */
+	struct heap heap;     /* 3 entries per byte: n-1 pairs + 2 per merge */
+	size_t word_cap;
 };
 
 static void work_free(struct work *w)
@@ -283,19 +284,39 @@ static void work_free(struct work *w)
 
 static int work_alloc(struct work *w, size_t len)
 {
-	size_t nb = 3 * len; /* an invalid byte grows to 3 */
-
 	memset(w, 0, sizeof(*w));
 	w->cp = malloc(len * sizeof(*w->cp));
 	w->cls = malloc(len);
 	w->boff = malloc((len + 1) * sizeof(*w->boff));
-	w->bytes = malloc(nb);
-	w->sym = malloc(nb * sizeof(*w->sym));
-	w->heap.v = malloc(3 * nb * sizeof(*w->heap.v));
-	if (!w->cp || !w->cls || !w->boff || !w->bytes || !w->sym || !w->heap.v) {
+	w->bytes = malloc(3 * len); /* an invalid byte grows to EF BF BD */
+	if (!w->cp || !w->cls || !w->boff || !w->bytes) {
 		work_free(w);
 		return INFER_E_NOMEM;
 	}
+	return 0;
+}
+
+/* Grows the per-word buffers: words are short except in odd inputs (a
+ * megabyte of one letter), so they are sized by the word, not the text. */
+static int work_word(struct work *w, size_t n)
+{
+	struct sym *s;
+	struct bigram *h;
+	size_t cap = w->word_cap;
+
+	if (n <= cap)
+		return 0;
+	while (cap < n)
+		cap = cap ? 2 * cap : 64;
+	s = realloc(w->sym, cap * sizeof(*s));
+	if (!s)
+		return INFER_E_NOMEM;
+	w->sym = s;
+	h = realloc(w->heap.v, 3 * cap * sizeof(*h));
+	if (!h)
+		return INFER_E_NOMEM;
+	w->heap.v = h;
+	w->word_cap = cap;
 	return 0;
 }
 
@@ -326,8 +347,13 @@ int bpe_encode(const infer_tokenizer *t, const char *text, size_t len, struct id
 	w.boff[n] = nb;
 	x = (struct cptext){ w.cp, w.cls, n };
 	for (i = 0; i < n && !rc; i += l) {
+		size_t nb_word;
+
 		l = match_word(t->pre, &x, i);
-		rc = bpe_word(t, w.bytes + w.boff[i], w.boff[i + l] - w.boff[i], w.sym, &w.heap, out);
+		nb_word = w.boff[i + l] - w.boff[i];
+		rc = work_word(&w, nb_word);
+		if (!rc)
+			rc = bpe_word(t, w.bytes + w.boff[i], nb_word, w.sym, &w.heap, out);
 	}
 	work_free(&w);
 	if (rc)

@@ -44,12 +44,12 @@ static int grow(infer_tokvec *v, size_t *cap)
 {
 	size_t c = *cap ? 2 * *cap : 64;
 	char **text = realloc(v->text, c * sizeof(*text));
+	size_t *tl;
 
 	if (!text)
 		return INFER_E_NOMEM;
 	v->text = text;
-	size_t *tl = realloc(v->text_len, c * sizeof(*tl));
-
+	tl = realloc(v->text_len, c * sizeof(*tl));
 	if (!tl)
 		return INFER_E_NOMEM;
 	v->text_len = tl;

@@ -33,7 +33,10 @@ int infer_tokenize(const infer_tokenizer *t, const char *text, size_t len, int p
 int infer_tokenize_ex(const infer_tokenizer *t, const char *text, size_t len, int parse_special,
 		      int add_special, int32_t **ids, size_t *n_ids, infer_error *err);
 
-/* The raw bytes of one token (byte-level decoding applied). */
+/* The raw bytes of one token (byte-level decoding applied). Control,
+ * user-defined and unknown tokens give their text (e.g. "<|im_end|>"), so
+ * text tokenized with parse_special decodes back to itself; unused tokens
+ * give nothing. Generation stops at EOG tokens before printing them. */
 int infer_token_bytes(const infer_tokenizer *t, int32_t id, const char **bytes, size_t *len);
 
 /* Streaming decoder: holds back an incomplete UTF-8 sequence until it completes. */
@@ -47,11 +50,16 @@ int infer_detok_push(const infer_tokenizer *t, infer_detok *st, int32_t id, char
 /* Flushes what is left (invalid/incomplete sequences as U+FFFD). */
 int infer_detok_flush(infer_detok *st, char *out, size_t cap);
 
-/* Detokenizes a whole sequence into a malloc'd NUL-terminated string. */
+/* Detokenizes a whole sequence into a malloc'd NUL-terminated string (the
+ * raw bytes, not repaired: use the streaming decoder for display). A
+ * leading BOS that the vocabulary adds is skipped, and for SentencePiece the
+ * space the encoder put in front, so detokenize(tokenize(s)) == s. NULL on
+ * an id outside the vocabulary or out of memory. */
 char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n);
 
 /* ChatML (Qwen2): "<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n",
- * malloc'd. */
+ * malloc'd; tokenize it with parse_special. NULL when the vocabulary lacks
+ * <|im_start|> or <|im_end|> (the prompt would be plain text) or on no memory. */
 char *infer_chat_format(const infer_tokenizer *t, const char *user_msg);
 
 /* Tokenizer test vectors in llama.cpp's layout: NAME.inp holds strings each

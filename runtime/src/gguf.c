@@ -579,7 +579,7 @@ static int read_header(gguf_file *f, struct cursor *c)
 	if (f->version != 2 && f->version != 3)
 		return infer_error_set(c->err, GGUF_E_VERSION, 4,
 				       "version %u is not supported (2 or 3)%s at byte 4", f->version,
-				       (f->version & 0xffff) == 0 ?
+				       f->version && (f->version & 0xffff) == 0 ?
 				       ", looks like a big-endian file" : "");
 	at = c->pos;
 	rc = cur_i64(c, &f->n_tensors, "n_tensors");
@@ -592,14 +592,15 @@ static int read_header(gguf_file *f, struct cursor *c)
 	uint64_t left = cur_left(c);
 	if (f->n_tensors < 0 || (uint64_t)f->n_tensors > left / GGUF_MIN_TINFO_BYTES)
 		return infer_error_set(c->err, GGUF_E_COUNT, (int64_t)at,
-				       "n_tensors = %lld is impossible with %llu bytes left at byte %llu",
+				       "n_tensors = %lld cannot fit in the %llu bytes left (file truncated or count corrupt) at byte %llu",
 				       (long long)f->n_tensors, (unsigned long long)left,
 				       (unsigned long long)at);
+	/* n_kv is bounded alone first, so the sum below cannot overflow */
 	if (f->n_kv < 0 || (uint64_t)f->n_kv > left / GGUF_MIN_KV_BYTES ||
 	    (uint64_t)f->n_kv * GGUF_MIN_KV_BYTES +
 	    (uint64_t)f->n_tensors * GGUF_MIN_TINFO_BYTES > left)
 		return infer_error_set(c->err, GGUF_E_COUNT, (int64_t)at + 8,
-				       "n_kv = %lld is impossible with %lld tensors and %llu bytes left at byte %llu",
+				       "n_kv = %lld and %lld tensor infos cannot fit in the %llu bytes left (file truncated or count corrupt) at byte %llu",
 				       (long long)f->n_kv, (long long)f->n_tensors,
 				       (unsigned long long)left, (unsigned long long)at + 8);
 	return 0;

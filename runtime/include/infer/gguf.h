@@ -80,7 +80,7 @@ typedef struct gguf_tensor {
 	uint64_t offset;            /* relative to the data section */
 	uint64_t nbytes;
 	int64_t n_elements;
-	const void *data;           /* into the mapping; NULL when outside the file */
+	const void *data;           /* into the mapping (files whose tensor data lies outside are rejected) */
 	uint64_t info_offset;       /* byte offset of the tensor info in the file */
 } gguf_tensor;
 

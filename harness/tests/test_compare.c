@@ -89,6 +89,23 @@ static void test_exact(void)
 	json_decref(d);
 }
 
+/* The multi-index of a 3-d shape, fastest dimension first: 23 = 1 + 2*2 + 3*6. */
+static void test_multi_index(void)
+{
+	float a[24] = { 0 }, b[24] = { 0 };
+	int64_t shape[3] = { 2, 3, 4 };
+	json_t *d, *mi;
+
+	a[23] = 1;
+	d = run(a, b, 24, shape, 3, "{\"exact\": true}", 0, "exact");
+	mi = json_object_get(json_object_get(d, "worst"), "multi_index");
+	CU_ASSERT_EQUAL(json_array_size(mi), 3);
+	CU_ASSERT_EQUAL(json_integer_value(json_array_get(mi, 0)), 1);
+	CU_ASSERT_EQUAL(json_integer_value(json_array_get(mi, 1)), 2);
+	CU_ASSERT_EQUAL(json_integer_value(json_array_get(mi, 2)), 3);
+	json_decref(d);
+}
+
 static void test_signed_zero(void)
 {
 	float b[2] = { 0.0f, 1.0f }, a[2] = { -0.0f, 1.0f };
@@ -145,7 +162,15 @@ static void test_nmse(void)
 static void test_ulp(void)
 {
 	float b[3] = { 1.0f, -1e-45f, 3.0f }, a[3];
+	float zb[1] = { -1e-45f }, za[1] = { nextafterf(nextafterf(0.0f, 1.0f), 1.0f) };
 	json_t *d;
+
+	/* Across zero: -1 denormal to +2 denormals is 3 steps (+0 == -0). */
+	d = run(za, zb, 1, NULL, 0, "{\"max_ulp\": 3}", 1, NULL);
+	CU_ASSERT_EQUAL(metric(d, "max_ulp"), 3);
+	json_decref(d);
+	d = run(za, zb, 1, NULL, 0, "{\"max_ulp\": 2}", 0, "max_ulp");
+	json_decref(d);
 
 	a[0] = nextafterf(nextafterf(1.0f, 2.0f), 2.0f);
 	a[1] = 1e-45f; /* smallest denormals of opposite sign: 2 ulp apart */
@@ -241,11 +266,15 @@ static void test_argmax(void)
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(fm, "expected")), 0);
 	json_decref(d);
 
-	/* Ties resolve to the first index on both sides: equal rows agree. */
-	a[6] = 9;
+	/* Ties resolve to the first index: a tie at 0 and 1 agrees with a
+	 * reference whose maximum is at 0, not with one whose maximum is at 1. */
 	a[5] = 9;
-	b[6] = 9;
+	a[6] = 9;
 	d = run(a, b, 10, shape, 2, "{\"argmax\": true}", 1, NULL);
+	json_decref(d);
+	b[5] = 8;
+	b[6] = 9;
+	d = run(a, b, 10, shape, 2, "{\"argmax\": true}", 0, "argmax");
 	json_decref(d);
 }
 
@@ -432,6 +461,7 @@ int main(void)
 		void (*fn)(void);
 	} tests[] = {
 		{ "exact fails on 1 ulp", test_exact },
+		{ "multi-index", test_multi_index },
 		{ "signed zero", test_signed_zero },
 		{ "max_abs and max_rel", test_max_abs_rel },
 		{ "nmse", test_nmse },

@@ -34,6 +34,16 @@ static char *find_file(const char *name, int allow_golden)
 	return stat(path, &st) == 0 ? strdup(path) : NULL;
 }
 
+static char *find_golden(const char *name)
+{
+	const char *src = getenv("INFER_SOURCE_DIR");
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/golden/conformance/tokenizer/%s", src ? src : ".", name);
+	return stat(path, &st) == 0 ? strdup(path) : NULL;
+}
+
 struct vocab {
 	const char *name;
 	int allow_golden;
@@ -95,20 +105,22 @@ struct vecset {
 	struct vocab *vocab;
 	const char *inp, *out;
 	int parse_special;
+	int in_golden; /* the vector files are ours, in golden/ only */
 };
 
 static const struct vecset sets[] = {
-	{ &v_full, "ggml-vocab-qwen2.gguf.inp", "ggml-vocab-qwen2.gguf.out", 0 },
-	{ &v_full, "qwen2-extra.inp", "qwen2-extra.out", 1 },
-	{ &v_full, "qwen2-extra-plain.inp", "qwen2-extra-plain.out", 0 },
-	{ &v_8k, "qwen2-extra.inp", "qwen2-trunc8k-extra.out", 1 },
+	{ &v_full, "ggml-vocab-qwen2.gguf.inp", "ggml-vocab-qwen2.gguf.out", 0, 0 },
+	{ &v_full, "qwen2-extra.inp", "qwen2-extra.out", 1, 0 },
+	{ &v_full, "qwen2-extra-plain.inp", "qwen2-extra-plain.out", 0, 0 },
+	{ &v_8k, "qwen2-extra.inp", "qwen2-trunc8k-extra.out", 1, 0 },
 };
 
 /* Loads a set's vectors; 0 when absent (skip), 1 when loaded. */
 static int load_set(const struct vecset *s, infer_tokenizer **t, infer_tokvec *v)
 {
 	int golden = s->vocab->allow_golden;
-	char *inp = find_file(s->inp, golden), *out = find_file(s->out, golden);
+	char *inp = s->in_golden ? find_golden(s->inp) : find_file(s->inp, golden);
+	char *out = s->in_golden ? find_golden(s->out) : find_file(s->out, golden);
 	infer_error err;
 	int ok = 0;
 
@@ -245,6 +257,39 @@ static void test_hard_cases(void)
 	}
 	for (i = 0; i < sizeof(hard) / sizeof(hard[0]); i++)
 		check_hard(t, &hard[i]);
+}
+
+/* The hand-written hard-case files in golden/ (HARD-CASES.md): the expected
+ * ids must spell each string exactly (so they are at least self-consistent)
+ * and the tokenizer must produce them. */
+static void hard_file(struct vocab *vb, const char *name, int special)
+{
+	char inp[256], out[256];
+	struct vecset set = { vb, inp, out, special, 1 };
+	infer_tokenizer *t;
+	infer_tokvec v;
+	size_t i;
+
+	snprintf(inp, sizeof(inp), "%s.inp", name);
+	snprintf(out, sizeof(out), "%s.out", name);
+	if (!load_set(&set, &t, &v))
+		return;
+	for (i = 0; i < v.n; i++) {
+		char *s = infer_detokenize(t, v.ids[i], v.n_ids[i]);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+		CU_ASSERT_TRUE(strlen(s) == v.text_len[i] && memcmp(s, v.text[i], v.text_len[i]) == 0);
+		free(s);
+	}
+	infer_tokvec_free(&v);
+	run_set(&set);
+}
+
+static void test_hard_files(void)
+{
+	hard_file(&v_8k, "hard-cases-qwen2-8k", 1);
+	hard_file(&v_full, "hard-cases-qwen2", 0);
+	hard_file(&v_full, "hard-cases-qwen2-special", 1);
 }
 
 /* Relations that need no expected ids: an invalid byte is read as U+FFFD
@@ -467,6 +512,7 @@ int main(void)
 		{ "vectors qwen2-extra-plain", test_vectors_extra_plain },
 		{ "vectors qwen2-trunc8k-extra", test_vectors_trunc8k },
 		{ "hard cases", test_hard_cases },
+		{ "hard-case files in golden/", test_hard_files },
 		{ "invalid UTF-8 reads as U+FFFD", test_invalid_utf8 },
 		{ "haiku ChatML prompt", test_haiku_prompt },
 		{ "EOG set", test_eog_set },

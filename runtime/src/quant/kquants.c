@@ -59,26 +59,27 @@ static int q3_k_scale(const uint8_t *s, int k)
 int dequant_q3_k(const void *src, float *dst, int64_t n)
 {
 	const block_q3_k *b = src;
+	int v[32];
 
 	for (int64_t i = 0; i < n / QK_K; i++, b++) {
 		const float d = half_le(b->d);
-		int k = 0; /* sub-block index, also the hmask bit */
 
+		/* Element 128h + 32p + l (l < 32): 2 bits at 2p of qs[32h + l],
+		 * third bit p + 4h of hmask[l] (clear means -4); sub-block of 16
+		 * k = 8h + 2p + l/16 has its own 6-bit scale. */
 		for (int h = 0; h < 2; h++) {
 			const uint8_t *q = b->qs + 32 * h;
 
-			for (int pass = 0; pass < 4; pass++, k += 2) {
-				const uint8_t m = (uint8_t)(1u << (4 * h + pass));
+			for (int pass = 0; pass < 4; pass++) {
+				const int bit = 4 * h + pass;
 
-				for (int half = 0; half < 2; half++) {
-					const float dl = d * q3_k_scale(b->scales, k + half);
-					const int o = 16 * half;
+				for (int l = 0; l < 32; l++)
+					v[l] = ((q[l] >> (2 * pass)) & 3) - 4 + 4 * ((b->hmask[l] >> bit) & 1);
+				for (int half = 0; half < 2; half++, dst += 16) {
+					const float dl = d * q3_k_scale(b->scales, 2 * bit + half);
 
-					for (int l = 0; l < 16; l++) {
-						int v = ((q[o + l] >> (2 * pass)) & 3) -
-							((b->hmask[o + l] & m) ? 0 : 4);
-						*dst++ = dl * v;
-					}
+					for (int l = 0; l < 16; l++)
+						dst[l] = dl * v[16 * half + l];
 				}
 			}
 		}
@@ -227,25 +228,31 @@ int dequant_q4_k(const void *src, float *dst, int64_t n)
 int dequant_q5_k(const void *src, float *dst, int64_t n)
 {
 	const block_q5_k *b = src;
+	int lo[32], hi[32];
 
 	for (int64_t i = 0; i < n / QK_K; i++, b++) {
 		const float d = half_le(b->d);
 		const float dmin = half_le(b->dmin);
 
+		/* Chunk c of 64: low nibbles of qs[32c + l] with bit 2c of qh[l],
+		 * then high nibbles with bit 2c + 1. */
 		for (int c = 0; c < 4; c++) {
 			const uint8_t *q = b->qs + 32 * c;
-			const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
 			int sc, m;
 
+			for (int l = 0; l < 32; l++) {
+				lo[l] = (q[l] & 0x0f) + 16 * ((b->qh[l] >> (2 * c)) & 1);
+				hi[l] = (q[l] >> 4) + 16 * ((b->qh[l] >> (2 * c + 1)) & 1);
+			}
 			k4_scale_min(b->scales, 2 * c, &sc, &m);
 			const float d1 = d * sc, m1 = dmin * m;
 			k4_scale_min(b->scales, 2 * c + 1, &sc, &m);
 			const float d2 = d * sc, m2 = dmin * m;
 
 			for (int l = 0; l < 32; l++)
-				*dst++ = d1 * ((q[l] & 0x0f) + (b->qh[l] & u1 ? 16 : 0)) - m1;
+				*dst++ = d1 * lo[l] - m1;
 			for (int l = 0; l < 32; l++)
-				*dst++ = d2 * ((q[l] >> 4) + (b->qh[l] & u2 ? 16 : 0)) - m2;
+				*dst++ = d2 * hi[l] - m2;
 		}
 	}
 	return 0;

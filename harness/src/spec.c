@@ -892,7 +892,7 @@ static int load_file(struct loader *L, const char *path, const json_t *inherited
 	json_array_append_new(L->stack, json_string(real));
 	json_array_append_new(L->spec->files, json_string(path));
 	fc.dir = dir_of(real);
-	fc.inherited = json_deep_copy(inherited ? inherited : json_object());
+	fc.inherited = inherited ? json_deep_copy(inherited) : json_object();
 	fc.vars = json_deep_copy(fc.inherited);
 	ymarks_init(&fc.marks, path);
 	rc = (fc.dir && fc.vars && fc.inherited) ? load_body(&fc, &d) :

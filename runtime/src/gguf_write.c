@@ -36,7 +36,8 @@ struct gguf_writer {
 	uint32_t alignment;
 	struct buf kv;       /* serialised KV pairs, in insertion order */
 	uint64_t n_kv;
-	char **keys;         /* for duplicate checks */
+	gguf_str *keys;      /* copies, for duplicate checks (keys may hold NUL) */
+	int has_alignment;   /* general.alignment was added by the caller */
 	struct wtensor *t;
 	uint64_t n_t, cap_t;
 	infer_error err;     /* first failure (sticky) */
@@ -47,6 +48,13 @@ static int fail(gguf_writer *w, int code, const char *fmt, const char *what)
 	if (w->err.code == INFER_OK)
 		infer_error_set(&w->err, code, -1, fmt, what);
 	return code;
+}
+
+/* Keys given with a length may lack a terminator: copy one for messages. */
+static const char *klabel(char buf[80], const char *key, size_t len)
+{
+	snprintf(buf, 80, "%.*s", (int)(len < 79 ? len : 79), key ? key : "");
+	return buf;
 }
 
 static int buf_put(struct buf *b, const void *src, size_t n)
@@ -91,13 +99,6 @@ gguf_writer *gguf_writer_new(uint32_t alignment)
 		return NULL;
 	infer_error_clear(&w->err);
 	w->alignment = alignment;
-	/* A non-default alignment must be recorded in the file, or readers
-	 * would assume 32 (ggml's writer forgets this; we do not). */
-	if (alignment != GGUF_DEFAULT_ALIGNMENT &&
-	    gguf_writer_add_u32(w, "general.alignment", alignment)) {
-		gguf_writer_free(w);
-		return NULL;
-	}
 	return w;
 }
 
@@ -106,7 +107,7 @@ void gguf_writer_free(gguf_writer *w)
 	if (!w)
 		return;
 	for (uint64_t i = 0; i < w->n_kv; i++)
-		free(w->keys[i]);
+		free((void *)w->keys[i].data);
 	free(w->keys);
 	for (uint64_t i = 0; i < w->n_t; i++)
 		free(w->t[i].data);
@@ -116,45 +117,75 @@ void gguf_writer_free(gguf_writer *w)
 }
 
 /* Checks the key and writes it with its value type; the caller appends the value. */
-static int begin_kv(gguf_writer *w, const char *key, enum gguf_vtype t)
+static int begin_kvn(gguf_writer *w, const char *key, size_t len, enum gguf_vtype t)
 {
+	char lb[80];
+
 	if (w->err.code != INFER_OK)
 		return w->err.code;
-	if (!key || !*key)
+	if (!key || !len)
 		return fail(w, GGUF_E_EMPTY_KEY, "writer: empty key%s", "");
 	for (uint64_t i = 0; i < w->n_kv; i++)
-		if (!strcmp(w->keys[i], key))
-			return fail(w, GGUF_E_DUP_KEY, "writer: duplicate key '%s'", key);
-	char **keys = realloc(w->keys, (w->n_kv + 1) * sizeof(*keys));
+		if (w->keys[i].len == len && !memcmp(w->keys[i].data, key, len))
+			return fail(w, GGUF_E_DUP_KEY, "writer: duplicate key '%s'", klabel(lb, key, len));
+	gguf_str *keys = realloc(w->keys, (w->n_kv + 1) * sizeof(*keys));
 	if (!keys)
-		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", key);
+		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", klabel(lb, key, len));
 	w->keys = keys;
-	if (!(keys[w->n_kv] = strdup(key)))
-		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", key);
+	char *copy = malloc(len);
+	if (!copy)
+		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", klabel(lb, key, len));
+	memcpy(copy, key, len);
+	keys[w->n_kv] = (gguf_str){ copy, len };
 	w->n_kv++;
-	if (buf_str(&w->kv, key, strlen(key)) || buf_u32(&w->kv, t))
-		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", key);
+	if (buf_str(&w->kv, key, len) || buf_u32(&w->kv, t))
+		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", klabel(lb, key, len));
+	return 0;
+}
+
+static int begin_kv(gguf_writer *w, const char *key, enum gguf_vtype t)
+{
+	return begin_kvn(w, key, key ? strlen(key) : 0, t);
+}
+
+/* The layout follows w->alignment; an alignment KV that disagrees would lie
+ * (ggml's writer has exactly that bug). */
+static int check_alignment_kv(gguf_writer *w, const char *key, size_t len,
+			      enum gguf_vtype t, const void *v)
+{
+	static const char name[] = "general.alignment";
+
+	if (!key || len != sizeof(name) - 1 || memcmp(key, name, len))
+		return 0;
+	if (t != GGUF_VT_UINT32 || memcmp(v, &w->alignment, 4))
+		return fail(w, INFER_E_ARG,
+			    "writer: '%s' must be the u32 passed to gguf_writer_new", name);
+	w->has_alignment = 1;
+	return 0;
+}
+
+static int add_scalarn(gguf_writer *w, const char *key, size_t len, enum gguf_vtype t,
+		       const void *v)
+{
+	size_t n = gguf_vtype_size(t);
+	char lb[80];
+	int rc;
+
+	if (!n)
+		return fail(w, INFER_E_ARG, "writer: '%s' is not a fixed-size scalar type",
+			    klabel(lb, key, len));
+	rc = check_alignment_kv(w, key, len, t, v);
+	rc = rc ? rc : begin_kvn(w, key, len, t);
+	if (rc)
+		return rc;
+	if (buf_put(&w->kv, v, n))
+		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", klabel(lb, key, len));
 	return 0;
 }
 
 int gguf_writer_add_scalar(gguf_writer *w, const char *key, enum gguf_vtype t, const void *v)
 {
-	size_t n = gguf_vtype_size(t);
-	int rc;
-
-	if (!n)
-		return fail(w, INFER_E_ARG, "writer: '%s' is not a fixed-size scalar type", key);
-	/* The layout follows w->alignment; a different alignment KV would lie. */
-	if (key && !strcmp(key, "general.alignment") &&
-	    (t != GGUF_VT_UINT32 || *(const uint32_t *)v != w->alignment))
-		return fail(w, INFER_E_ARG,
-			    "writer: '%s' must be the u32 passed to gguf_writer_new", key);
-	rc = begin_kv(w, key, t);
-	if (rc)
-		return rc;
-	if (buf_put(&w->kv, v, n))
-		return fail(w, INFER_E_NOMEM, "writer: out of memory adding '%s'", key);
-	return 0;
+	return add_scalarn(w, key, key ? strlen(key) : 0, t, v);
 }
 
 int gguf_writer_add_u32(gguf_writer *w, const char *key, uint32_t v)
@@ -227,10 +258,49 @@ int gguf_writer_add_str_arr(gguf_writer *w, const char *key, const char *const *
 	return 0;
 }
 
+/* Type, count and elements of a parsed array. */
+static int put_array(struct buf *b, const gguf_kv *kv)
+{
+	enum gguf_vtype et = kv->v.arr.type;
+	size_t es = gguf_vtype_size(et);
+
+	if (et != GGUF_VT_STRING && !es)
+		return INFER_E_ARG;
+	if (buf_u32(b, et) || buf_u64(b, kv->v.arr.n))
+		return INFER_E_NOMEM;
+	if (et != GGUF_VT_STRING)
+		return buf_put(b, kv->v.arr.data, kv->v.arr.n * es) ? INFER_E_NOMEM : 0;
+	for (uint64_t i = 0; i < kv->v.arr.n; i++)
+		if (buf_str(b, kv->v.arr.strs[i].data, kv->v.arr.strs[i].len))
+			return INFER_E_NOMEM;
+	return 0;
+}
+
+int gguf_writer_add_kv(gguf_writer *w, const gguf_kv *kv)
+{
+	char lb[80];
+	int rc;
+
+	if (kv->type != GGUF_VT_STRING && kv->type != GGUF_VT_ARRAY)
+		return add_scalarn(w, kv->key.data, kv->key.len, kv->type, &kv->v);
+	rc = begin_kvn(w, kv->key.data, kv->key.len, kv->type);
+	if (rc)
+		return rc;
+	if (kv->type == GGUF_VT_STRING)
+		rc = buf_str(&w->kv, kv->v.str.data, kv->v.str.len) ? INFER_E_NOMEM : 0;
+	else
+		rc = put_array(&w->kv, kv);
+	if (rc)
+		return fail(w, rc, rc == INFER_E_NOMEM ? "writer: out of memory adding '%s'" :
+			    "writer: '%s': bad array element type",
+			    klabel(lb, kv->key.data, kv->key.len));
+	return 0;
+}
+
 static int check_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
 			const int64_t *ne, uint64_t nbytes)
 {
-	int64_t n = 1;
+	int64_t n = 1, ne4[GGUF_MAX_DIMS] = { 1, 1, 1, 1 };
 
 	if (w->err.code != INFER_OK)
 		return w->err.code;
@@ -240,19 +310,22 @@ static int check_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_
 	for (uint64_t i = 0; i < w->n_t; i++)
 		if (!strcmp(w->t[i].name, name))
 			return fail(w, GGUF_E_DUP_TENSOR, "writer: duplicate tensor '%s'", name);
-	if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-		return fail(w, GGUF_E_N_DIMS, "writer: tensor '%s': n_dims must be 1..4", name);
+	/* n_dims 0 is a single element (ggml reads it so) */
+	if (n_dims > GGUF_MAX_DIMS)
+		return fail(w, GGUF_E_N_DIMS, "writer: tensor '%s': n_dims must be 0..4", name);
 	for (uint32_t d = 0; d < n_dims; d++) {
 		if (ne[d] < 0 || (ne[d] && n > INT64_MAX / ne[d]))
 			return fail(w, GGUF_E_DIM, "writer: tensor '%s': bad dimension", name);
 		n *= ne[d];
+		ne4[d] = ne[d];
 	}
-	if (!infer_type_traits_get(type))
+	const infer_type_traits *tt = infer_type_traits_get(type);
+	if (!tt)
 		return fail(w, GGUF_E_TENSOR_TYPE, "writer: tensor '%s': unknown type id", name);
-	if (infer_row_size(type, ne[0]) == 0 && ne[0] != 0)
+	if (ne4[0] % tt->block_size)
 		return fail(w, GGUF_E_BLOCK, "writer: tensor '%s': ne[0] not a block multiple", name);
-	uint64_t want = n ? infer_row_size(type, ne[0]) * (uint64_t)(n / ne[0]) : 0;
-	if (nbytes != want)
+	if ((uint64_t)n / tt->block_size > UINT64_MAX / tt->type_size ||
+	    nbytes != (uint64_t)n / tt->block_size * tt->type_size)
 		return fail(w, INFER_E_ARG, "writer: tensor '%s': nbytes does not match type and shape",
 			    name);
 	return 0;
@@ -284,8 +357,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
 	t->n_dims = n_dims;
 	t->type = type;
 	t->nbytes = nbytes;
-	for (int d = 0; d < GGUF_MAX_DIMS; d++)
-		t->ne[d] = (uint32_t)d < n_dims ? ne[d] : 1;
+	for (uint32_t d = 0; d < n_dims; d++)
+		t->ne[d] = ne[d];
 	w->n_t++;
 	return 0;
 }
@@ -303,8 +376,17 @@ static int build_meta(const gguf_writer *w, struct buf *m)
 
 	rc = rc ? rc : buf_u32(m, 3);
 	rc = rc ? rc : buf_u64(m, w->n_t);
-	rc = rc ? rc : buf_u64(m, w->n_kv);
+	/* A non-default alignment must be recorded in the file, or readers
+	 * would assume 32 (ggml's writer can forget it; we do not). */
+	int add_align = w->alignment != GGUF_DEFAULT_ALIGNMENT && !w->has_alignment;
+
+	rc = rc ? rc : buf_u64(m, w->n_kv + add_align);
 	rc = rc ? rc : buf_put(m, w->kv.p, w->kv.len);
+	if (add_align) {
+		rc = rc ? rc : buf_str(m, "general.alignment", strlen("general.alignment"));
+		rc = rc ? rc : buf_u32(m, GGUF_VT_UINT32);
+		rc = rc ? rc : buf_u32(m, w->alignment);
+	}
 	for (uint64_t i = 0; i < w->n_t && !rc; i++) {
 		const struct wtensor *t = &w->t[i];
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <yaml.h>
@@ -555,6 +556,109 @@ static void test_every_file(void)
 	CU_ASSERT(n > 0);
 }
 
+/* ---- the writer against ggml's writer ------------------------------------------ */
+
+static int same_kv(const gguf_kv *a, const gguf_kv *b)
+{
+	if (a->key.len != b->key.len || memcmp(a->key.data, b->key.data, a->key.len) ||
+	    a->type != b->type)
+		return 0;
+	if (a->type == GGUF_VT_STRING)
+		return a->v.str.len == b->v.str.len && !memcmp(a->v.str.data, b->v.str.data, a->v.str.len);
+	if (a->type != GGUF_VT_ARRAY)
+		return !memcmp(&a->v, &b->v, gguf_vtype_size(a->type));
+	if (a->v.arr.type != b->v.arr.type || a->v.arr.n != b->v.arr.n)
+		return 0;
+	if (a->v.arr.type != GGUF_VT_STRING)
+		return !memcmp(a->v.arr.data, b->v.arr.data, a->v.arr.n * gguf_vtype_size(a->v.arr.type));
+	for (uint64_t i = 0; i < a->v.arr.n; i++)
+		if (a->v.arr.strs[i].len != b->v.arr.strs[i].len ||
+		    memcmp(a->v.arr.strs[i].data, b->v.arr.strs[i].data, a->v.arr.strs[i].len))
+			return 0;
+	return 1;
+}
+
+static int same_tensor(const gguf_tensor *a, const gguf_tensor *b)
+{
+	return !strcmp(a->name, b->name) && a->type == b->type && a->n_dims == b->n_dims &&
+	       !memcmp(a->ne, b->ne, sizeof(a->ne)) && a->offset == b->offset &&
+	       a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
+}
+
+/* Rewrites f with our writer (same alignment, every KV and tensor in order). */
+static int rewrite(const gguf_file *f, const char *path, infer_error *err)
+{
+	gguf_writer *w = gguf_writer_new(gguf_alignment(f));
+
+	for (int64_t i = 0; i < gguf_n_kv(f); i++)
+		gguf_writer_add_kv(w, gguf_kv_at(f, i));
+	for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+		const gguf_tensor *t = gguf_tensor_at(f, i);
+		gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes);
+	}
+	int rc = gguf_writer_write(w, path, err); /* reports the first failed add */
+	gguf_writer_free(w);
+	return rc;
+}
+
+/* Every accepted file, rewritten by our writer, reads back with identical
+ * tables and tensor bytes; files that ggml's writer produced come out byte
+ * for byte identical (ggml's writer is the reference layout). */
+static void test_writer_reproduces(void)
+{
+	char out[] = "/tmp/test_gguf_conf_XXXXXX";
+	int fd = mkstemp(out), identical = 0, rewritten = 0;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	for (int i = 0; i < seq_len(files); i++) {
+		yaml_node_t *e = seq_at(files, i);
+		const char *file = get_s(e, "file"), *origin = get_s(e, "origin");
+		char path[4400];
+		infer_error err;
+		size_t la = 0, lb = 0;
+
+		cur_file = file;
+		snprintf(path, sizeof(path), "%s/%s", ref_dir, file);
+		gguf_file *f = gguf_open(path, &err);
+		if (!f)
+			continue;
+		if (rewrite(f, out, &err)) {
+			miss("writer failed: %s", err.msg);
+			gguf_close(f);
+			continue;
+		}
+		rewritten++;
+		gguf_file *g = gguf_open(out, &err);
+		if (!g) {
+			miss("rewritten file rejected: %s", err.msg);
+		} else {
+			int ok = gguf_n_kv(g) == gguf_n_kv(f) && gguf_n_tensors(g) == gguf_n_tensors(f);
+			for (int64_t k = 0; ok && k < gguf_n_kv(f); k++)
+				ok = same_kv(gguf_kv_at(f, k), gguf_kv_at(g, k));
+			for (int64_t k = 0; ok && k < gguf_n_tensors(f); k++)
+				ok = same_tensor(gguf_tensor_at(f, k), gguf_tensor_at(g, k));
+			if (!ok)
+				miss("rewritten file differs in its tables or tensor bytes");
+		}
+		uint8_t *a = read_all(path, &la), *b = read_all(out, &lb);
+		if (origin && !strcmp(origin, "ggml-writer") && !strcmp(get_s(e, "category"), "valid")) {
+			if (la != lb || memcmp(a, b, la))
+				miss("not byte-identical to ggml's writer (%zu vs %zu bytes)", lb, la);
+			else
+				identical++;
+		}
+		free(a);
+		free(b);
+		gguf_close(g);
+		gguf_close(f);
+	}
+	unlink(out);
+	printf("\n  %d files rewritten, %d byte-identical to ggml's writer\n", rewritten, identical);
+	CU_ASSERT(rewritten > 0);
+	CU_ASSERT_EQUAL(mismatches, 0);
+}
+
 /* Opens a file of the set into memory; NULL (and a skip note) when absent. */
 static uint8_t *load_fixture(const char *file, size_t *len)
 {
@@ -661,6 +765,8 @@ int main(void)
 	s = CU_add_suite("gguf_conformance", NULL, NULL);
 	CU_add_test(s, "every manifest file: verdict, code, header, KVs, tensors", test_every_file);
 	CU_add_test(s, "mutated copies make the suite fail", test_suite_can_fail);
+	CU_add_test(s, "our writer reproduces every accepted file (ggml-written: byte for byte)",
+		    test_writer_reproduces);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = (int)CU_get_number_of_failures();

@@ -126,7 +126,9 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 /* ---- writer (GGUF v3) ---------------------------------------------------- */
 typedef struct gguf_writer gguf_writer;
 
-gguf_writer *gguf_writer_new(uint32_t alignment); /* 0 = default 32 */
+/* 0 = default 32. A non-default alignment is written as general.alignment
+ * (after the caller's KVs) unless the caller adds that KV itself. */
+gguf_writer *gguf_writer_new(uint32_t alignment);
 void gguf_writer_free(gguf_writer *w);
 int gguf_writer_add_u32(gguf_writer *w, const char *key, uint32_t v);
 int gguf_writer_add_i32(gguf_writer *w, const char *key, int32_t v);
@@ -140,7 +142,11 @@ int gguf_writer_add_scalar(gguf_writer *w, const char *key, enum gguf_vtype t, c
 int gguf_writer_add_arr(gguf_writer *w, const char *key, enum gguf_vtype elem,
 			const void *data, uint64_t n);
 int gguf_writer_add_str_arr(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
-/* Copies the data; nbytes must equal the type's row size for ne. */
+/* Copies a parsed KV of any type (keys and strings may hold NUL bytes):
+ * rewrites a file's metadata exactly. */
+int gguf_writer_add_kv(gguf_writer *w, const gguf_kv *kv);
+/* Copies the data; nbytes must equal the type's row size for ne.
+ * n_dims 0..4 (0 = one element); ne may be NULL when n_dims is 0. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
 			   uint32_t n_dims, const int64_t *ne, const void *data, uint64_t nbytes);
 /* Writes to a temporary file next to path and renames it: never a partial file. */

@@ -1,9 +1,12 @@
-/* infer tokenize -m MODEL.gguf [--special] [--no-bos] (-p TEXT | --file F)
- * Prints the token ids of the text, separated by spaces, on one line. */
+/* infer tokenize -m MODEL.gguf [--special] [--no-bos] [--timings] (-p TEXT | --file F)
+ * Prints the token ids of the text, separated by spaces, on one line.
+ * --timings adds one JSON line on stderr: how long opening the GGUF, loading
+ * the vocabulary and tokenizing took (the tokenizer's benchmark). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "commands.h"
 #include "infer/gguf.h"
@@ -12,9 +15,11 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: infer tokenize -m MODEL.gguf [--special] [--no-bos] (-p TEXT | --file F)\n"
+		"usage: infer tokenize -m MODEL.gguf [--special] [--no-bos] [--timings] "
+		"(-p TEXT | --file F)\n"
 		"  --special  match control tokens such as <|im_start|> in the text\n"
-		"  --no-bos   never add BOS/EOS, even when the vocabulary asks for them\n");
+		"  --no-bos   never add BOS/EOS, even when the vocabulary asks for them\n"
+		"  --timings  print load and tokenize times as JSON on stderr\n");
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -54,8 +59,16 @@ static char *read_file(const char *path, size_t *len)
 
 struct tok_args {
 	const char *model, *prompt, *file;
-	int special, add_special;
+	int special, add_special, timings;
 };
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 static int parse_args(int argc, char **argv, struct tok_args *a)
 {
@@ -67,6 +80,8 @@ static int parse_args(int argc, char **argv, struct tok_args *a)
 
 		if (!strcmp(s, "--special")) {
 			a->special = 1;
+		} else if (!strcmp(s, "--timings")) {
+			a->timings = 1;
 		} else if (!strcmp(s, "--no-bos")) {
 			a->add_special = 0;
 		} else if ((!strcmp(s, "-m") || !strcmp(s, "-p") || !strcmp(s, "--file")) &&
@@ -95,6 +110,7 @@ int cmd_tokenize(int argc, char **argv)
 	char *text = NULL;
 	int32_t *ids = NULL;
 	size_t len = 0, n = 0, i;
+	double t0, t1, t2, t3;
 	int rc = 1;
 
 	infer_error_clear(&err);
@@ -107,9 +123,12 @@ int cmd_tokenize(int argc, char **argv)
 		if (!text)
 			return 1;
 	}
+	t0 = now_ms();
 	f = gguf_open(a.model, &err);
+	t1 = now_ms();
 	if (f)
 		t = infer_tokenizer_load(f, &err);
+	t2 = now_ms();
 	if (!t) {
 		fprintf(stderr, "error: %s: %s\n", a.model, err.msg);
 		rc = 2;
@@ -120,9 +139,16 @@ int cmd_tokenize(int argc, char **argv)
 		fprintf(stderr, "error: tokenize: %s\n", err.msg);
 		goto out;
 	}
+	t3 = now_ms();
 	for (i = 0; i < n; i++)
 		printf(i ? " %d" : "%d", ids[i]);
 	printf("\n");
+	if (a.timings)
+		fprintf(stderr,
+			"{\"gguf_open_ms\": %.3f, \"tokenizer_load_ms\": %.3f, \"tokenize_ms\": %.3f, "
+			"\"n_vocab\": %d, \"n_bytes\": %zu, \"n_tokens\": %zu}\n",
+			t1 - t0, t2 - t1, t3 - t2, infer_tokenizer_n_vocab(t),
+			a.file ? len : strlen(a.prompt), n);
 	rc = 0;
 out:
 	free(ids);

@@ -6,6 +6,7 @@
  * for them the block match rate is reported and the round-trip error
  * dequant(quantize(x)) must stay within a bound of ggml's own error. */
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,65 @@ static void test_q8_1_and_f64(void)
 	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_I32, x, q, 16, "i32", NULL), INFER_E_UNSUPPORTED);
 }
 
+/* ggml's CPU backend quantizes matmul activations with its q8_0 / q8_1 /
+ * q8_K (and f16 / bf16) encoders; the kernel goldens keep the result as
+ * in.xq next to the float input in.x. Our encoders must reproduce it byte for
+ * byte: a second, independent check of q8_0 / q8_K and the only one of q8_1. */
+static void test_activation_encoders(void)
+{
+	const char *sh = getenv("INFER_SHARED_DIR"), *src = getenv("INFER_SOURCE_DIR");
+	char dir[600], path[900];
+	struct dirent *de;
+	int files = 0, seen[INFER_TYPE_COUNT] = { 0 };
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/conformance/kernels", sh ? sh : "../shared");
+	d = opendir(dir);
+	if (!d) {
+		snprintf(dir, sizeof(dir), "%s/golden/conformance/kernels", src ? src : ".");
+		d = opendir(dir);
+	}
+	if (!d) {
+		printf("skipped: reference set not found ");
+		return;
+	}
+	while ((de = readdir(d))) {
+		const gguf_tensor *x, *xq;
+		gguf_file *g;
+		uint8_t *q;
+		infer_error err;
+
+		if (strncmp(de->d_name, "mul_mat.", 8) || !strstr(de->d_name, ".gguf"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		g = gguf_open(path, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+		x = gguf_find_tensor(g, "in.x");
+		xq = gguf_find_tensor(g, "in.xq");
+		if (x && xq && xq->n_elements == x->n_elements) {
+			q = malloc(xq->nbytes);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+			CU_ASSERT_EQUAL(infer_quantize(xq->type, x->data, q, x->n_elements, de->d_name,
+						       &err), 0);
+			if (memcmp(q, xq->data, xq->nbytes))
+				fprintf(stderr, "%s: our %s encoding of in.x differs from in.xq\n",
+					de->d_name, infer_type_name(xq->type));
+			CU_ASSERT_EQUAL(memcmp(q, xq->data, xq->nbytes), 0);
+			files++;
+			seen[xq->type < INFER_TYPE_COUNT ? xq->type : 0]++;
+			free(q);
+		}
+		gguf_close(g);
+	}
+	closedir(d);
+	printf("\n  %d files: q8_0 %d, q8_1 %d, q8_K %d, f16 %d, bf16 %d ", files,
+	       seen[INFER_TYPE_Q8_0], seen[INFER_TYPE_Q8_1], seen[INFER_TYPE_Q8_K],
+	       seen[INFER_TYPE_F16], seen[INFER_TYPE_BF16]);
+	CU_ASSERT(seen[INFER_TYPE_Q8_1] > 0);
+	CU_ASSERT(seen[INFER_TYPE_Q8_0] > 0);
+	CU_ASSERT(seen[INFER_TYPE_Q8_K] > 0);
+}
+
 /* A NaN or inf in the input is an error naming the tensor and element. */
 static void test_nonfinite_rejected(void)
 {
@@ -305,6 +365,7 @@ int main(void)
 		{ "the checks can fail", test_checks_can_fail },
 		{ "q8_1 and f64 round trip", test_q8_1_and_f64 },
 		{ "NaN/inf input rejected", test_nonfinite_rejected },
+		{ "activation encoders match ggml's in.xq", test_activation_encoders },
 	};
 	CU_pSuite s;
 	int failed;

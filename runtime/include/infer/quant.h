@@ -10,8 +10,8 @@
  *
  * from_float: f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, mxfp4,
  * nvfp4, tq1_0, tq2_0 and q8_K reproduce ggml's reference encoders byte for
- * byte (checked on the goldens' inputs); q8_1 follows ggml's rule too (no
- * golden to check it); f32 and f64 are plain copies; q2_K, q3_K, q4_K, q5_K,
+ * byte (checked on the dequant goldens' inputs), and so does q8_1 (checked
+ * with q8_0 and q8_K on the activations of the mul_mat goldens); f32 and f64 are plain copies; q2_K, q3_K, q4_K, q5_K,
  * q6_K, iq4_nl and iq4_xs are our own least-squares searches (same format,
  * other choices than ggml, round-trip error on par with ggml's on the golden
  * inputs). The grid i-quants (iq1/iq2/iq3) and the integer types

@@ -447,6 +447,7 @@ static const char *const eog_names[] = {
 	"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
 	"<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>",
 	"<end_of_utterance>", "</s>",
+	"<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek's end of turn */
 	/* FIM pad / repo / file separator: also EOG */
 	"<|fim_pad|>", "<fim-pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
 	"<REPO>", "<|file_sep|>",
@@ -457,6 +458,10 @@ static const char *const fim_names[] = {
 	"<|fim_middle|>", "<fim-middle>", "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>",
 };
 
+/* llama.cpp picks one FIM pad/repo/separator token per vocabulary (the first
+ * spelling its hash map yields); we mark every spelling present. They only
+ * differ for a vocabulary holding two spellings of one role, which none of
+ * the supported ones does. */
 static void mark_eog(infer_tokenizer *t)
 {
 	size_t i;
@@ -476,6 +481,10 @@ static void mark_eog(infer_tokenizer *t)
 	}
 	if (t->eos >= 0)
 		t->tok[t->eos].eog = 1;
+	if (t->eot >= 0)
+		t->tok[t->eot].eog = 1;
+	if (t->eom >= 0)
+		t->tok[t->eom].eog = 1;
 }
 
 struct special_key {
@@ -531,7 +540,7 @@ static int read_specials(infer_tokenizer *t, const gguf_file *f, infer_error *er
 {
 	int rc;
 
-	t->bos = t->eos = t->unk = -1;
+	t->bos = t->eos = t->unk = t->eot = t->eom = -1;
 	if (t->model == TOK_MODEL_SPM) {
 		/* SentencePiece defaults as llama.cpp assumes them. */
 		t->bos = t->n_vocab > 1 ? 1 : -1;
@@ -543,6 +552,8 @@ static int read_specials(infer_tokenizer *t, const gguf_file *f, infer_error *er
 	if ((rc = get_opt_id(f, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err)) ||
 	    (rc = get_opt_id(f, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err)) ||
 	    (rc = get_opt_id(f, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err)) ||
+	    (rc = get_opt_id(f, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot, err)) ||
+	    (rc = get_opt_id(f, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom, err)) ||
 	    (rc = get_opt_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) ||
 	    (rc = get_opt_bool(f, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) ||
 	    (rc = get_opt_bool(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)))

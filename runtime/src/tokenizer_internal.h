@@ -61,7 +61,7 @@ struct infer_tokenizer {
 	/* BPE: the token of each byte's byte-level character; SPM: <0xXX>. -1 = none. */
 	int32_t byte_tok[256];
 
-	int32_t bos, eos, unk;
+	int32_t bos, eos, unk, eot, eom; /* -1 when absent */
 	int add_bos, add_eos, add_space_prefix;
 
 	int32_t *special; /* control, user-defined, unknown: longest text first */

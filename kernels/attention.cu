@@ -42,15 +42,19 @@ static __device__ float att_block_sum(float v, float *sh)
 static __global__ void __launch_bounds__(ATT_THREADS)
 	attention_kernel(const float *__restrict__ q, const float *__restrict__ k,
 			 const float *__restrict__ v, float *__restrict__ out, int hd, int n_head,
-			 int n_head_kv, int64_t first_query_pos, float scale)
+			 int n_head_kv, int64_t first_query_pos, const int32_t *__restrict__ dpos,
+			 float scale)
 {
+	if (dpos) // decode in a CUDA graph: the position lives on the device
+		first_query_pos = dpos[0];
 	__shared__ float qs[ATT_MAX_HD];
 	__shared__ float p[ATT_CHUNK];
 	__shared__ float red[ATT_THREADS / 32];
 	const int h = blockIdx.x, tid = threadIdx.x;
 	const int64_t t = blockIdx.y;
 	const int hk = h / (n_head / n_head_kv);
-	const int64_t kv_stride = (int64_t)n_head_kv * hd, n_vis = first_query_pos + t + 1;
+	const int64_t kv_stride = (int64_t)n_head_kv * hd;
+	const int64_t n_vis = first_query_pos + t + 1;
 	const float *qh = q + (t * n_head + h) * hd;
 	float acc[ATT_MAX_HD / ATT_THREADS] = { 0.0f, 0.0f };
 	float m = -INFINITY, l = 0.0f;
@@ -113,7 +117,23 @@ int cuda_attention(const float *q, const float *k, const float *v, float *out,
 		return 0;
 	dim3 grid((unsigned)n_head, (unsigned)n_tokens);
 	attention_kernel<<<grid, ATT_THREADS, 0, s>>>(q, k, v, out, (int)head_dim, (int)n_head,
-						      (int)n_head_kv, first_query_pos, scale);
+						      (int)n_head_kv, first_query_pos, NULL, scale);
+	g_cuda_launches++;
+	CK_LAUNCH("attention_kernel");
+	return 0;
+}
+
+int cuda_attention_cache(const float *q, const float *kc, const float *vc, float *out,
+			 int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
+			 const int32_t *dpos, float scale, cudaStream_t s, infer_error *err)
+{
+	if (n_head_kv <= 0 || n_head <= 0 || n_head % n_head_kv || head_dim <= 0 ||
+	    head_dim > ATT_MAX_HD)
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda attention: heads %lld/%lld of %lld",
+			      (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+	dim3 grid((unsigned)n_head, (unsigned)n_tokens);
+	attention_kernel<<<grid, ATT_THREADS, 0, s>>>(q, kc, vc, out, (int)head_dim, (int)n_head,
+						      (int)n_head_kv, 0, dpos, scale);
 	g_cuda_launches++;
 	CK_LAUNCH("attention_kernel");
 	return 0;

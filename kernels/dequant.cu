@@ -82,3 +82,43 @@ int cuda_f32_to_f16(const float *src, __half *dst, int64_t n, cudaStream_t s, in
 	CK_LAUNCH("f32_to_f16_kernel");
 	return 0;
 }
+
+// Embedding lookup: one thread per group of one row of the table.
+template <typename T>
+static __global__ void get_rows_kernel(const uint8_t *__restrict__ table, int64_t K,
+				       const int32_t *__restrict__ tokens, float *__restrict__ out,
+				       iq_tabs t)
+{
+	constexpr int GPB = T::BS / T::G;
+	int64_t gi = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	const int64_t tok = blockIdx.y;
+
+	if (gi >= K / T::G)
+		return;
+	const uint8_t *row = table + (int64_t)tokens[tok] * (K / T::BS) * T::TS;
+	T::deq(row + (gi / GPB) * T::TS, (int)(gi % GPB), out + tok * K + gi * T::G, t);
+}
+
+int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
+		  float *out, cudaStream_t s, infer_error *err)
+{
+	int bs, ts;
+
+	if (!cuda_type_block(type, &bs, &ts))
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda get_rows: unsupported type id %u (%s)",
+			      type, cuda_type_name(type));
+	if (K % bs || n <= 0)
+		return cu_err(err, INFER_E_ARG, "cuda get_rows: row of %lld is not whole %s blocks",
+			      (long long)K, cuda_type_name(type));
+#define LAUNCH(T)                                                                        \
+	do {                                                                             \
+		dim3 grid((unsigned)cdiv(K / T::G, 128), (unsigned)n);                   \
+		get_rows_kernel<T><<<grid, 128, 0, s>>>((const uint8_t *)table, K, tokens, out, \
+							 cuda_tabs());                   \
+	} while (0)
+	QTYPE_DISPATCH(type, LAUNCH)
+#undef LAUNCH
+	g_cuda_launches++;
+	CK_LAUNCH("get_rows_kernel");
+	return 0;
+}

@@ -31,7 +31,7 @@ int cuda_f32_to_f16(const float *src, __half *dst, int64_t n, cudaStream_t s, in
  * (residual folded into the epilogue). */
 #define MV_MAX_COLS 8
 int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
-		float *y, int accumulate, cudaStream_t s, infer_error *err);
+		float *y, int accumulate, const float *bias, cudaStream_t s, infer_error *err);
 
 /* gemm.cu: the same product for any N through cuBLAS: float32 weights with
  * SGEMM (no TF32), f16/bf16 in place, every other type dequantized to f16
@@ -58,5 +58,13 @@ int cuda_attention(const float *q, const float *k, const float *v, float *out,
 		   int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
 		   int64_t n_kv, int64_t first_query_pos, float scale, cudaStream_t s,
 		   infer_error *err);
+/* Attention over the KV cache; the first query position is read from the
+ * device (dpos[0]) so a captured graph replays at any position. */
+int cuda_attention_cache(const float *q, const float *kc, const float *vc, float *out,
+			 int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
+			 const int32_t *dpos, float scale, cudaStream_t s, infer_error *err);
+/* Embedding rows: out[t] = deq(row tokens[t] of table), K elements each. */
+int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
+		  float *out, cudaStream_t s, infer_error *err);
 
 #endif

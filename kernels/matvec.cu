@@ -17,7 +17,8 @@ static __device__ __forceinline__ float warp_sum(float v)
 template <typename T, int NC>
 static __global__ void __launch_bounds__(MV_WARPS * 32)
 	mv_kernel(const uint8_t *__restrict__ w, int64_t K, int64_t M, const float *__restrict__ x,
-		  int N, float *__restrict__ y, int accumulate, iq_tabs t)
+		  int N, float *__restrict__ y, int accumulate, const float *__restrict__ bias,
+		  iq_tabs t)
 {
 	constexpr int GPB = T::BS / T::G;
 	const int lane = threadIdx.x & 31;
@@ -51,13 +52,15 @@ static __global__ void __launch_bounds__(MV_WARPS * 32)
 		if (n >= N)
 			break;
 		float s = warp_sum(acc[n]);
+		if (bias)
+			s += bias[row];
 		if (lane == 0)
 			y[n * M + row] = accumulate ? y[n * M + row] + s : s;
 	}
 }
 
 int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
-		float *y, int accumulate, cudaStream_t s, infer_error *err)
+		float *y, int accumulate, const float *bias, cudaStream_t s, infer_error *err)
 {
 	int bs, ts, rc = cuda_init(err);
 
@@ -76,10 +79,10 @@ int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float 
 	do {                                                                              \
 		if (N == 1)                                                               \
 			mv_kernel<T, 1><<<grid, MV_WARPS * 32, 0, s>>>(                   \
-				(const uint8_t *)w, K, M, x, 1, y, accumulate, cuda_tabs()); \
+				(const uint8_t *)w, K, M, x, 1, y, accumulate, bias, cuda_tabs()); \
 		else                                                                      \
 			mv_kernel<T, MV_MAX_COLS><<<grid, MV_WARPS * 32, 0, s>>>(         \
-				(const uint8_t *)w, K, M, x, (int)N, y, accumulate, cuda_tabs()); \
+				(const uint8_t *)w, K, M, x, (int)N, y, accumulate, bias, cuda_tabs()); \
 	} while (0)
 	QTYPE_DISPATCH(type, LAUNCH)
 #undef LAUNCH

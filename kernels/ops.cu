@@ -109,7 +109,7 @@ static int op_mul_mat(const void *w, uint32_t wtype, int64_t K, int64_t M, const
 		return finish("mul_mat", b, names, 3, 2, NULL, rc, err);
 	if (N <= MV_MAX_COLS)
 		rc = cuda_matvec(wtype, body(b[0]), K, M, (const float *)body(b[1]), N,
-				 (float *)body(b[2]), 0, 0, err);
+				 (float *)body(b[2]), 0, NULL, 0, err);
 	else
 		rc = cuda_gemm(wtype, body(b[0]), K, M, (const float *)body(b[1]), N,
 			       (float *)body(b[2]), 0, NULL, NULL, 0, err);

@@ -1,0 +1,521 @@
+// The CUDA forward pass behind a session (runtime/src/forward.h): weights
+// uploaded once at init, a float32 KV cache of n_ctx positions per layer,
+// prefill through cuBLAS (n > MV_MAX_COLS tokens) or the fused mat-vec
+// kernels, and the one-token decode step captured once in a CUDA graph and
+// replayed (token id and position are read from device memory, so the same
+// graph serves every position). Taps are copied back only when a tap
+// callback is set; then the step runs eagerly, stage by stage.
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.cuh"
+
+extern "C" {
+#include "forward.h"
+#include "model_internal.h"
+}
+
+struct dmat {
+	const char *name;
+	uint32_t type;
+	int64_t K, M;
+	void *d;
+};
+
+struct dlayer {
+	float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+	dmat wq, wk, wv, wo, gate, up, down;
+};
+
+struct cuda_state {
+	const infer_model *m;
+	const infer_hparams *hp;
+	cudaStream_t s;
+	int32_t n_ctx;
+	int64_t q_dim, kv_dim;
+	dlayer *L;
+	dmat tok_embd, output;
+	float *output_norm;
+	float *kc, *vc;        // [n_layer][n_ctx][kv_dim]
+	int32_t cap;           // tokens the activation buffers hold
+	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *sw, *logits;
+	int32_t *d_tok, *d_pos;
+	void *wscratch, *xscratch; // cuBLAS path: f16 weights and activations
+	size_t wscratch_n, xscratch_n;
+	float *host;           // tap staging buffer
+	size_t host_n;
+	cudaGraphExec_t graph; // decode step
+	uint64_t graph_kernels;
+	uint64_t launches;
+	uint64_t device_bytes;
+};
+
+/* ---- glue kernels -------------------------------------------------------- */
+
+static __global__ void add_kernel(float *__restrict__ x, const float *__restrict__ y, int64_t n)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		x[i] = x[i] + y[i];
+}
+
+static __global__ void bias_kernel(float *__restrict__ x, const float *__restrict__ b, int64_t dim,
+				   int64_t n)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		x[i] = x[i] + b[i % dim];
+}
+
+// Keys or values of n tokens (n*kv_dim floats) into the cache from position dpos[0].
+static __global__ void kv_copy_kernel(const float *__restrict__ src, float *__restrict__ cache,
+				      const int32_t *__restrict__ dpos, int64_t kv_dim, int64_t n)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		cache[(int64_t)dpos[0] * kv_dim + i] = src[i];
+}
+
+static int launch_add(cuda_state *st, float *x, const float *y, int64_t n, infer_error *err)
+{
+	add_kernel<<<(unsigned)cdiv(n, 256), 256, 0, st->s>>>(x, y, n);
+	g_cuda_launches++;
+	CK_LAUNCH("add_kernel");
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int upload_matrix(cuda_state *st, const infer_matrix *m, dmat *d, infer_error *err)
+{
+	d->name = m->name;
+	d->type = m->type;
+	d->K = m->ne0;
+	d->M = m->ne1;
+	int bs, ts;
+	if (!cuda_type_block(m->type, &bs, &ts))
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda: tensor %s has unsupported type id %u",
+			      m->name, m->type);
+	CK(cudaMalloc(&d->d, m->nbytes));
+	CK(cudaMemcpy(d->d, m->data, m->nbytes, cudaMemcpyHostToDevice));
+	st->device_bytes += m->nbytes;
+	return 0;
+}
+
+static int upload_vector(cuda_state *st, const infer_vector *v, float **d, infer_error *err)
+{
+	*d = NULL;
+	if (!v->data)
+		return 0;
+	CK(cudaMalloc((void **)d, (size_t)v->n * 4));
+	CK(cudaMemcpy(*d, v->data, (size_t)v->n * 4, cudaMemcpyHostToDevice));
+	st->device_bytes += (uint64_t)v->n * 4;
+	return 0;
+}
+
+static void free_activations(cuda_state *st)
+{
+	float **bufs[] = { &st->x, &st->h, &st->q, &st->k, &st->v, &st->a,
+			   &st->o, &st->g, &st->u, &st->sw, &st->logits };
+	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+		cudaFree(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+	cudaFree(st->d_tok);
+	cudaFree(st->d_pos);
+	st->d_tok = st->d_pos = NULL;
+	st->cap = 0;
+}
+
+static void drop_graph(cuda_state *st)
+{
+	if (st->graph)
+		cudaGraphExecDestroy(st->graph);
+	st->graph = NULL;
+}
+
+// Activation buffers for n tokens; growing them invalidates the decode graph
+// (it holds their addresses).
+static int ensure_capacity(cuda_state *st, int32_t n, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	int64_t E = hp->n_embd, F = hp->n_ff;
+
+	if (n <= st->cap)
+		return 0;
+	drop_graph(st);
+	free_activations(st);
+	struct { float **p; int64_t dim; } b[] = {
+		{ &st->x, E }, { &st->h, E }, { &st->q, st->q_dim }, { &st->k, st->kv_dim },
+		{ &st->v, st->kv_dim }, { &st->a, st->q_dim }, { &st->o, E }, { &st->g, F },
+		{ &st->u, F }, { &st->sw, F }, { &st->logits, hp->n_vocab },
+	};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
+		CK(cudaMalloc((void **)b[i].p, (size_t)(b[i].dim * n) * 4));
+	CK(cudaMalloc((void **)&st->d_tok, (size_t)n * 4));
+	CK(cudaMalloc((void **)&st->d_pos, (size_t)n * 4));
+	st->cap = n;
+	return 0;
+}
+
+static int ensure_scratch(cuda_state *st, const dmat *w, int64_t n, infer_error *err)
+{
+	size_t wn = (size_t)(w->M * w->K) * 2, xn = (size_t)(n * w->K) * 2;
+
+	if (w->type != 0 && w->type != 1 && w->type != 30 && wn > st->wscratch_n) {
+		CK(cudaStreamSynchronize(st->s));
+		cudaFree(st->wscratch);
+		st->wscratch = NULL;
+		CK(cudaMalloc(&st->wscratch, wn));
+		st->wscratch_n = wn;
+	}
+	if (xn > st->xscratch_n) {
+		CK(cudaStreamSynchronize(st->s));
+		cudaFree(st->xscratch);
+		st->xscratch = NULL;
+		CK(cudaMalloc(&st->xscratch, xn));
+		st->xscratch_n = xn;
+	}
+	return 0;
+}
+
+// y = W x (+ bias) for n tokens: fused mat-vec for small n, cuBLAS beyond.
+static int matmul(cuda_state *st, const dmat *w, const float *x, int32_t n, float *y,
+		  const float *bias, infer_error *err)
+{
+	int rc;
+
+	if (n <= MV_MAX_COLS)
+		return cuda_matvec(w->type, w->d, w->K, w->M, x, n, y, 0, bias, st->s, err);
+	if ((rc = ensure_scratch(st, w, n, err)) ||
+	    (rc = cuda_gemm(w->type, w->d, w->K, w->M, x, n, y, 0, st->wscratch, st->xscratch,
+			    st->s, err)))
+		return rc;
+	if (bias) {
+		int64_t total = (int64_t)n * w->M;
+		bias_kernel<<<(unsigned)cdiv(total, 256), 256, 0, st->s>>>(y, bias, w->M, total);
+		g_cuda_launches++;
+		CK_LAUNCH("bias_kernel");
+	}
+	return 0;
+}
+
+struct tapper {
+	cuda_state *st;
+	infer_tap_fn fn;
+	void *user;
+	int32_t n;
+};
+
+// Copies a device intermediate back and hands it to the tap callback.
+static int tap(const tapper *tp, const char *name, int il, const float *d, int64_t dim,
+	       infer_error *err)
+{
+	cuda_state *st = tp->st;
+	size_t bytes = (size_t)(dim * tp->n) * 4;
+	char full[64];
+
+	if (!tp->fn)
+		return 0;
+	if (bytes > st->host_n) {
+		float *p = (float *)realloc(st->host, bytes);
+		if (!p)
+			return cu_err(err, INFER_E_NOMEM, "cuda tap: out of memory");
+		st->host = p;
+		st->host_n = bytes;
+	}
+	CK(cudaMemcpyAsync(st->host, d, bytes, cudaMemcpyDeviceToHost, st->s));
+	CK(cudaStreamSynchronize(st->s));
+	if (il >= 0) {
+		snprintf(full, sizeof(full), "%s-%d", name, il);
+		name = full;
+	}
+	tp->fn(tp->user, name, st->host, tp->n, dim);
+	return 0;
+}
+
+/* ---- one decoder layer ---------------------------------------------------- */
+
+static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	const dlayer *L = &st->L[il];
+	int64_t E = hp->n_embd, F = hp->n_ff;
+	float *kc = st->kc + (int64_t)il * st->n_ctx * st->kv_dim;
+	float *vc = st->vc + (int64_t)il * st->n_ctx * st->kv_dim;
+	int64_t kvn = (int64_t)n * st->kv_dim;
+	int rc;
+
+	if ((rc = cuda_rms_norm_mul(st->x, L->attn_norm, st->h, E, n, hp->norm_eps, st->s, err)) ||
+	    (rc = tap(tp, "attn_norm", il, st->h, E, err)) ||
+	    (rc = matmul(st, &L->wq, st->h, n, st->q, L->bq, err)) ||
+	    (rc = matmul(st, &L->wk, st->h, n, st->k, L->bk, err)) ||
+	    (rc = matmul(st, &L->wv, st->h, n, st->v, L->bv, err)) ||
+	    (rc = cuda_rope(st->q, st->d_pos, hp->head_dim, hp->n_head, n, hp->n_rot,
+			    hp->rope_freq_base, hp->rope_neox, st->s, err)) ||
+	    (rc = cuda_rope(st->k, st->d_pos, hp->head_dim, hp->n_head_kv, n, hp->n_rot,
+			    hp->rope_freq_base, hp->rope_neox, st->s, err)) ||
+	    (rc = tap(tp, "Qcur", il, st->q, st->q_dim, err)) ||
+	    (rc = tap(tp, "Kcur", il, st->k, st->kv_dim, err)) ||
+	    (rc = tap(tp, "Vcur", il, st->v, st->kv_dim, err)))
+		return rc;
+	kv_copy_kernel<<<(unsigned)cdiv(kvn, 256), 256, 0, st->s>>>(st->k, kc, st->d_pos, st->kv_dim, kvn);
+	kv_copy_kernel<<<(unsigned)cdiv(kvn, 256), 256, 0, st->s>>>(st->v, vc, st->d_pos, st->kv_dim, kvn);
+	g_cuda_launches += 2;
+	CK_LAUNCH("kv_copy_kernel");
+	if ((rc = cuda_attention_cache(st->q, kc, vc, st->a, hp->head_dim, hp->n_head, hp->n_head_kv,
+				       n, st->d_pos, 1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
+	    (rc = tap(tp, "kqv_out", il, st->a, st->q_dim, err)) ||
+	    (rc = matmul(st, &L->wo, st->a, n, st->o, NULL, err)) ||
+	    (rc = launch_add(st, st->x, st->o, (int64_t)n * E, err)) ||
+	    (rc = tap(tp, "ffn_inp", il, st->x, E, err)))
+		return rc;
+	if ((rc = cuda_rms_norm_mul(st->x, L->ffn_norm, st->h, E, n, hp->norm_eps, st->s, err)) ||
+	    (rc = tap(tp, "ffn_norm", il, st->h, E, err)) ||
+	    (rc = matmul(st, &L->gate, st->h, n, st->g, NULL, err)) ||
+	    (rc = matmul(st, &L->up, st->h, n, st->u, NULL, err)) ||
+	    (rc = tap(tp, "ffn_gate", il, st->g, F, err)) ||
+	    (rc = tap(tp, "ffn_up", il, st->u, F, err)) ||
+	    (rc = cuda_swiglu(st->g, st->u, st->sw, (int64_t)n * F, st->s, err)) ||
+	    (rc = tap(tp, "ffn_swiglu", il, st->sw, F, err)) ||
+	    (rc = matmul(st, &L->down, st->sw, n, st->o, NULL, err)) ||
+	    (rc = tap(tp, "ffn_out", il, st->o, E, err)) ||
+	    (rc = launch_add(st, st->x, st->o, (int64_t)n * E, err)) ||
+	    (rc = tap(tp, "l_out", il, st->x, E, err)))
+		return rc;
+	return 0;
+}
+
+// Everything from the embedding to the logits, on the stream, for n tokens
+// whose ids and positions are already in d_tok / d_pos. `want_all`: logits
+// of every token, else of the last one (at st->logits).
+static int forward_body(cuda_state *st, int32_t n, int want_all, int want_logits,
+			const tapper *tp, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	int64_t E = hp->n_embd;
+	int rc;
+
+	if ((rc = cuda_get_rows(st->tok_embd.type, st->tok_embd.d, E, st->d_tok, n, st->x, st->s,
+				err)) ||
+	    (rc = tap(tp, "embd", -1, st->x, E, err)))
+		return rc;
+	for (int il = 0; il < hp->n_layer; il++)
+		if ((rc = layer(st, il, n, tp, err)))
+			return rc;
+	if ((rc = cuda_rms_norm_mul(st->x, st->output_norm, st->h, E, n, hp->norm_eps, st->s, err)) ||
+	    (rc = tap(tp, "result_norm", -1, st->h, E, err)))
+		return rc;
+	if (!want_logits)
+		return 0;
+	if (want_all || tp->fn) {
+		if ((rc = matmul(st, &st->output, st->h, n, st->logits, NULL, err)))
+			return rc;
+		return tap(tp, "result_output", -1, st->logits, hp->n_vocab, err);
+	}
+	return matmul(st, &st->output, st->h + (int64_t)(n - 1) * E, 1, st->logits, NULL, err);
+}
+
+static int capture_decode(cuda_state *st, infer_error *err)
+{
+	tapper none = { st, NULL, NULL, 1 };
+	cudaGraph_t g = NULL;
+	uint64_t before = g_cuda_launches;
+	int rc;
+
+	CK(cudaStreamBeginCapture(st->s, cudaStreamCaptureModeThreadLocal));
+	rc = forward_body(st, 1, 0, 1, &none, err);
+	cudaError_t e = cudaStreamEndCapture(st->s, &g);
+	if (rc) {
+		if (g)
+			cudaGraphDestroy(g);
+		return rc;
+	}
+	if (e != cudaSuccess)
+		return cu_err(err, INFER_E_DEVICE, "cudaStreamEndCapture failed: %s (%s:%d)",
+			      cudaGetErrorString(e), __FILE__, __LINE__);
+	e = cudaGraphInstantiate(&st->graph, g, 0);
+	cudaGraphDestroy(g);
+	if (e != cudaSuccess) {
+		st->graph = NULL;
+		return cu_err(err, INFER_E_DEVICE, "cudaGraphInstantiate failed: %s (%s:%d)",
+			      cudaGetErrorString(e), __FILE__, __LINE__);
+	}
+	// Launches recorded during capture run on every replay.
+	st->graph_kernels = g_cuda_launches - before;
+	g_cuda_launches = before;
+	return 0;
+}
+
+static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
+		     int all_logits, infer_tap_fn tap_fn, void *tap_user, infer_error *err)
+{
+	cuda_state *st = (cuda_state *)state;
+	tapper tp = { st, tap_fn, tap_user, n };
+	int64_t V = st->hp->n_vocab;
+	uint64_t before = g_cuda_launches;
+	int32_t *hpos;
+	int rc;
+
+	if (n <= 0)
+		return 0;
+	if ((rc = ensure_capacity(st, n, err)))
+		return rc;
+	hpos = (int32_t *)malloc((size_t)n * 4);
+	if (!hpos)
+		return cu_err(err, INFER_E_NOMEM, "cuda eval: out of memory");
+	for (int32_t t = 0; t < n; t++)
+		hpos[t] = pos + t;
+	cudaError_t e1 = cudaMemcpyAsync(st->d_tok, tokens, (size_t)n * 4, cudaMemcpyHostToDevice, st->s);
+	cudaError_t e2 = cudaMemcpyAsync(st->d_pos, hpos, (size_t)n * 4, cudaMemcpyHostToDevice, st->s);
+	cudaError_t e3 = cudaStreamSynchronize(st->s);
+	free(hpos);
+	if (e1 != cudaSuccess || e2 != cudaSuccess || e3 != cudaSuccess)
+		return cu_err(err, INFER_E_DEVICE, "cudaMemcpyAsync(tokens/positions) failed: %s (%s:%d)",
+			      cudaGetErrorString(e1 != cudaSuccess ? e1 : e2 != cudaSuccess ? e2 : e3),
+			      __FILE__, __LINE__);
+	if (n == 1 && !tap_fn && logits) {
+		if (!st->graph && (rc = capture_decode(st, err)))
+			return rc;
+		CK(cudaGraphLaunch(st->graph, st->s));
+		st->launches += st->graph_kernels;
+	} else {
+		rc = forward_body(st, n, all_logits, logits != NULL || tap_fn != NULL, &tp, err);
+		st->launches += g_cuda_launches - before;
+		if (rc)
+			return rc;
+	}
+	if (logits) {
+		const float *src = st->logits;
+		size_t cnt = (size_t)V;
+		if (all_logits)
+			cnt *= (size_t)n;
+		else if (tap_fn)
+			src += (int64_t)(n - 1) * V; // all rows were computed for the tap
+		CK(cudaMemcpyAsync(logits, src, cnt * 4, cudaMemcpyDeviceToHost, st->s));
+	}
+	CK(cudaStreamSynchronize(st->s));
+	return 0;
+}
+
+/* ---- state --------------------------------------------------------------- */
+
+static void cuda_free_state(void *state)
+{
+	cuda_state *st = (cuda_state *)state;
+
+	if (!st)
+		return;
+	drop_graph(st);
+	free_activations(st);
+	if (st->L) {
+		for (int il = 0; il < st->hp->n_layer; il++) {
+			dlayer *L = &st->L[il];
+			void *p[] = { L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->wq.d, L->wk.d,
+				      L->wv.d, L->wo.d, L->gate.d, L->up.d, L->down.d };
+			for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+				cudaFree(p[i]);
+		}
+		free(st->L);
+	}
+	if (st->output.d != st->tok_embd.d)
+		cudaFree(st->output.d);
+	cudaFree(st->tok_embd.d);
+	cudaFree(st->output_norm);
+	cudaFree(st->kc);
+	cudaFree(st->vc);
+	cudaFree(st->wscratch);
+	cudaFree(st->xscratch);
+	if (st->s)
+		cudaStreamDestroy(st->s);
+	free(st->host);
+	free(st);
+}
+
+static int upload_model(cuda_state *st, infer_error *err)
+{
+	const infer_model *m = st->m;
+	int rc;
+
+	st->L = (dlayer *)calloc((size_t)st->hp->n_layer, sizeof(dlayer));
+	if (!st->L)
+		return cu_err(err, INFER_E_NOMEM, "cuda: out of memory");
+	for (int il = 0; il < st->hp->n_layer; il++) {
+		const infer_layer *s = &m->layers[il];
+		dlayer *d = &st->L[il];
+		if ((rc = upload_vector(st, &s->attn_norm, &d->attn_norm, err)) ||
+		    (rc = upload_vector(st, &s->ffn_norm, &d->ffn_norm, err)) ||
+		    (rc = upload_vector(st, &s->bq, &d->bq, err)) ||
+		    (rc = upload_vector(st, &s->bk, &d->bk, err)) ||
+		    (rc = upload_vector(st, &s->bv, &d->bv, err)) ||
+		    (rc = upload_matrix(st, &s->wq, &d->wq, err)) ||
+		    (rc = upload_matrix(st, &s->wk, &d->wk, err)) ||
+		    (rc = upload_matrix(st, &s->wv, &d->wv, err)) ||
+		    (rc = upload_matrix(st, &s->wo, &d->wo, err)) ||
+		    (rc = upload_matrix(st, &s->ffn_gate, &d->gate, err)) ||
+		    (rc = upload_matrix(st, &s->ffn_up, &d->up, err)) ||
+		    (rc = upload_matrix(st, &s->ffn_down, &d->down, err)))
+			return rc;
+	}
+	if ((rc = upload_vector(st, &m->output_norm, &st->output_norm, err)) ||
+	    (rc = upload_matrix(st, &m->tok_embd, &st->tok_embd, err)))
+		return rc;
+	if (m->output.data == m->tok_embd.data) { // tied: one copy serves both
+		st->output = st->tok_embd;
+		st->output.name = m->output.name;
+		return 0;
+	}
+	return upload_matrix(st, &m->output, &st->output, err);
+}
+
+static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, infer_error *err)
+{
+	cuda_state *st;
+	const infer_hparams *hp = &m->hp;
+	size_t kvb;
+
+	if (cuda_init(err))
+		return NULL;
+	st = (cuda_state *)calloc(1, sizeof(*st));
+	if (!st) {
+		cu_err(err, INFER_E_NOMEM, "cuda: out of memory");
+		return NULL;
+	}
+	st->m = m;
+	st->hp = hp;
+	st->n_ctx = o->n_ctx;
+	st->q_dim = (int64_t)hp->n_head * hp->head_dim;
+	st->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+	kvb = (size_t)hp->n_layer * (size_t)o->n_ctx * (size_t)st->kv_dim * 4;
+	if (cudaStreamCreateWithFlags(&st->s, cudaStreamNonBlocking) != cudaSuccess) {
+		cu_err(err, INFER_E_DEVICE, "cudaStreamCreateWithFlags failed (%s:%d)", __FILE__, __LINE__);
+		goto fail;
+	}
+	if (upload_model(st, err))
+		goto fail;
+	if (cudaMalloc((void **)&st->kc, kvb) != cudaSuccess ||
+	    cudaMalloc((void **)&st->vc, kvb) != cudaSuccess) {
+		cu_err(err, INFER_E_DEVICE, "cudaMalloc(KV cache of %zu bytes x2) failed (%s:%d)", kvb,
+		       __FILE__, __LINE__);
+		goto fail;
+	}
+	return st;
+fail:
+	cuda_free_state(st);
+	return NULL;
+}
+
+static uint64_t cuda_device_bytes(const void *state)
+{
+	return ((const cuda_state *)state)->device_bytes;
+}
+
+static uint64_t cuda_kernel_launches(const void *state)
+{
+	return ((const cuda_state *)state)->launches;
+}
+
+extern "C" const infer_forward infer_forward_cuda = {
+	"cuda", cuda_init_state, cuda_eval, NULL, cuda_free_state, cuda_device_bytes,
+	cuda_kernel_launches,
+};

@@ -88,7 +88,8 @@ int dequant_iq2_s(const void *src, float *dst, int64_t n)
 
 			for (int l = 0; l < 4; l++, dst += 8) {
 				/* 10-bit index: 8 bits in qs, 2 bits of qh per group. */
-				const int idx = b->qs[4 * ib + l] | ((b->qh[ib] << (8 - 2 * l)) & 0x300);
+				const int idx = b->qs[4 * ib + l] |
+						((b->qh[ib] << (8 - 2 * l)) & 0x300);
 
 				put8(dst, db[l / 2], iq2s_grid[idx], signs[4 * ib + l]);
 			}
@@ -111,7 +112,8 @@ int dequant_iq3_xxs(const void *src, float *dst, int64_t n)
 			const float db = d * (0.5f + (aux >> 28)) * 0.5f;
 
 			for (int l = 0; l < 4; l++, dst += 8)
-				put8(dst, db, join4(iq3xxs_grid[g[2 * l]], iq3xxs_grid[g[2 * l + 1]]),
+				put8(dst, db,
+				     join4(iq3xxs_grid[g[2 * l]], iq3xxs_grid[g[2 * l + 1]]),
 				     iq_ksigns[(aux >> (7 * l)) & 127]);
 		}
 	}
@@ -137,7 +139,8 @@ int dequant_iq3_s(const void *src, float *dst, int64_t n)
 				const int i1 = qs[2 * l] | ((qh << (8 - 2 * l)) & 256);
 				const int i2 = qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
 
-				put8(dst, db, join4(iq3s_grid[i1], iq3s_grid[i2]), b->signs[4 * ib + l]);
+				put8(dst, db, join4(iq3s_grid[i1], iq3s_grid[i2]),
+				     b->signs[4 * ib + l]);
 			}
 		}
 	}

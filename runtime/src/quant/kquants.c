@@ -36,7 +36,8 @@ int dequant_q2_k(const void *src, float *dst, int64_t n)
 					const float ml = dmin * (sc >> 4);
 
 					for (int l = 0; l < 16; l++)
-						*dst++ = dl * ((q[16 * half + l] >> (2 * pass)) & 3) - ml;
+						*dst++ = dl * ((q[16 * half + l] >> (2 * pass)) & 3) -
+							 ml;
 				}
 			}
 		}
@@ -74,7 +75,8 @@ int dequant_q3_k(const void *src, float *dst, int64_t n)
 				const int bit = 4 * h + pass;
 
 				for (int l = 0; l < 32; l++)
-					v[l] = ((q[l] >> (2 * pass)) & 3) - 4 + 4 * ((b->hmask[l] >> bit) & 1);
+					v[l] = ((q[l] >> (2 * pass)) & 3) - 4 +
+					       4 * ((b->hmask[l] >> bit) & 1);
 				for (int half = 0; half < 2; half++, dst += 16) {
 					const float dl = d * q3_k_scale(b->scales, 2 * bit + half);
 
@@ -128,7 +130,8 @@ int quant_q2_k(const float *src, void *dst, int64_t n)
 		/* Element 128h + 32p + 16s + l sits in qs[32h + 16s + l], bits 2p. */
 		memset(b->qs, 0, sizeof(b->qs));
 		for (int e = 0; e < QK_K; e++)
-			b->qs[32 * (e / 128) + (e % 32)] |= (uint8_t)(q[e] << (2 * ((e % 128) / 32)));
+			b->qs[32 * (e / 128) + (e % 32)] |=
+				(uint8_t)(q[e] << (2 * ((e % 128) / 32)));
 	}
 	return 0;
 }
@@ -161,11 +164,13 @@ int quant_q3_k(const float *src, void *dst, int64_t n)
 			b->scales[8 + k % 4] |= (uint8_t)((u >> 4) << (2 * (k / 4)));
 			for (int l = 0; l < 16; l++) {
 				const int e = 16 * k + l;
-				const int v = dl != 0.0f ? clampi((int)lrintf(src[e] / dl), -4, 3) : 0;
+				const int v = dl != 0.0f ?
+					clampi((int)lrintf(src[e] / dl), -4, 3) : 0;
 				const int w = v + 4; /* 0..7: low 2 bits + "no -4" bit */
 				const int pos = 16 * ((e % 32) / 16) + l;
 
-				b->qs[32 * (e / 128) + pos] |= (uint8_t)((w & 3) << (2 * ((e % 128) / 32)));
+				b->qs[32 * (e / 128) + pos] |=
+					(uint8_t)((w & 3) << (2 * ((e % 128) / 32)));
 				if (w & 4)
 					b->hmask[pos] |= (uint8_t)(1u << (e / 32));
 			}
@@ -367,7 +372,8 @@ int quant_q4_k(const float *src, void *dst, int64_t n)
 		k45_block(src, 15, b->d, b->dmin, b->scales, q);
 		for (int c = 0; c < 4; c++)
 			for (int l = 0; l < 32; l++)
-				b->qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+				b->qs[32 * c + l] =
+					(uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
 	}
 	return 0;
 }
@@ -385,7 +391,8 @@ int quant_q5_k(const float *src, void *dst, int64_t n)
 				uint8_t lo = q[64 * c + l], hi = q[64 * c + 32 + l];
 
 				b->qs[32 * c + l] = (uint8_t)((lo & 0x0f) | ((hi & 0x0f) << 4));
-				b->qh[l] |= (uint8_t)(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+				b->qh[l] |= (uint8_t)(((lo >> 4) << (2 * c)) |
+						      ((hi >> 4) << (2 * c + 1)));
 			}
 	}
 	return 0;

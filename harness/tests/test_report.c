@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "report/report.h"
+#include "report/report_internal.h"
 #include "test_report_doc.h"
 
 static int have_xmllint(void)
@@ -312,6 +313,58 @@ static void test_empty_run(void)
 	doc_rmdir(tmp);
 }
 
+static char *escaped(const char *s, size_t len, int attr)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	report_xml_escape(f, s, len, attr);
+	fclose(f);
+	return out;
+}
+
+/* Bytes that are not well-formed UTF-8 never reach a parser. */
+static void test_escape_utf8(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "a\xe6\x97", "a\xef\xbf\xbd\xef\xbf\xbd" },      /* truncated 3-byte */
+		{ "\xc0\xafx", "\xef\xbf\xbd\xef\xbf\xbdx" },      /* overlong '/' */
+		{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* surrogate */
+		{ "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xef\xbf\xbe", "\xef\xbf\xbd" },                /* U+FFFE */
+		{ "\xf0\x9f\x98\x80 <&>", "\xf0\x9f\x98\x80 &lt;&amp;&gt;" }, /* emoji kept */
+		{ "\x7f\x08", "\x7f\xef\xbf\xbd" },                /* DEL is XML, BS is not */
+	};
+	char buf[8];
+	json_t *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = escaped(cases[i].in, strlen(cases[i].in), 0);
+
+		CU_ASSERT_STRING_EQUAL(got, cases[i].out);
+		free(got);
+	}
+	/* An embedded NUL (JSON "\u0000") is not an XML character either. */
+	{
+		char *got = escaped("a\0b", 3, 1);
+
+		CU_ASSERT_STRING_EQUAL(got, "a\xef\xbf\xbd" "b");
+		free(got);
+	}
+	/* Truncation for short fields cuts at a character boundary. */
+	v = json_string("ab\xe6\x97\xa5\xe6\x9c\xac");
+	report_fmt_value(v, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "ab\xe6\x97\xa5");
+	report_fmt_value(v, buf, 4);
+	CU_ASSERT_STRING_EQUAL(buf, "ab");
+	json_decref(v);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -328,6 +381,7 @@ int main(void)
 	CU_add_test(s, "invalid documents write nothing", test_invalid_documents);
 	CU_add_test(s, "atomic replace and unwritable targets", test_atomic_replace);
 	CU_add_test(s, "empty run", test_empty_run);
+	CU_add_test(s, "escaping of malformed UTF-8", test_escape_utf8);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed() +

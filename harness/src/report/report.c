@@ -6,6 +6,7 @@
 #include "report_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,14 +84,33 @@ json_t *report_suites(const json_t *results)
 	return suites;
 }
 
+/* Cuts a truncated buffer back to a character boundary. */
+static void utf8_trim(char *buf, size_t len)
+{
+	size_t i = len, lead;
+
+	while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)buf[i - 1];
+	if (lead < 0xC0)
+		return; /* ASCII last: nothing cut */
+	if ((lead >= 0xF0 ? 4u : lead >= 0xE0 ? 3u : 2u) > len - (i - 1))
+		buf[i - 1] = '\0';
+}
+
 void report_fmt_value(const json_t *v, char *buf, size_t n)
 {
+	if (json_is_string(v)) {
+		if ((size_t)snprintf(buf, n, "%s", json_string_value(v)) >= n && n)
+			utf8_trim(buf, strlen(buf));
+		return;
+	}
 	if (json_is_integer(v))
 		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
 	else if (json_is_real(v))
 		snprintf(buf, n, "%.4g", json_real_value(v));
-	else if (json_is_string(v))
-		snprintf(buf, n, "%s", json_string_value(v));
 	else if (json_is_boolean(v))
 		snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
 	else
@@ -114,8 +134,10 @@ static void join_scalars(const json_t *a, char *buf, size_t n)
 
 		report_fmt_value(v, item, sizeof(item));
 		w = snprintf(buf + at, n - at, "%s%s", i ? " " : "", item);
-		if (w < 0 || (size_t)w >= n - at)
-			return; /* truncated: metadata lines stay short */
+		if (w < 0 || (size_t)w >= n - at) {
+			utf8_trim(buf, strlen(buf)); /* metadata lines stay short */
+			return;
+		}
 		at += (size_t)w;
 	}
 }
@@ -157,13 +179,53 @@ void report_flatten(const json_t *obj, report_kv_fn fn, void *ctx)
 
 /* ---- markup escaping ---------------------------------------------------- */
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF) and its code point; 0 when malformed. */
+static int utf8_seq(const unsigned char *p, const unsigned char *end, uint32_t *cp)
+{
+	static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	int n, i;
+	uint32_t c;
+
+	if (p[0] < 0xC2 || p[0] > 0xF4)
+		return 0;
+	n = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : 2;
+	if (end - p < n)
+		return 0;
+	c = p[0] & (0x7F >> n);
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (p[i] & 0x3F);
+	}
+	if (c < min[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+#define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
+
 void report_xml_escape(FILE *f, const char *s, size_t len, int attr)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
-	for (; p < end; p++) {
+	while (p < end) {
 		unsigned char c = *p;
+		uint32_t cp;
+		int n;
 
+		if (c >= 0x80) {
+			/* jansson strings are valid UTF-8, but a truncated buffer or a
+			 * caller may not be: a parser must never see a broken byte. */
+			n = utf8_seq(p, end, &cp);
+			if (!n || cp == 0xFFFE || cp == 0xFFFF)
+				fputs(REPLACEMENT, f);
+			else
+				fwrite(p, 1, (size_t)n, f);
+			p += n ? n : 1;
+			continue;
+		}
 		if (c == '&')
 			fputs("&amp;", f);
 		else if (c == '<')
@@ -177,12 +239,10 @@ void report_xml_escape(FILE *f, const char *s, size_t len, int attr)
 		else if (c == '\r' || (attr && (c == '\n' || c == '\t')))
 			fprintf(f, "&#%d;", c);
 		else if (c < 0x20 && c != '\n' && c != '\t')
-			fputs("\xEF\xBF\xBD", f);
-		else if (c == 0xEF && end - p >= 3 && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
-			fputs("\xEF\xBF\xBD", f); /* U+FFFE, U+FFFF: not XML characters */
-			p += 2;
-		} else
+			fputs(REPLACEMENT, f); /* not an XML 1.0 character, even escaped */
+		else
 			fputc(c, f);
+		p++;
 	}
 }
 

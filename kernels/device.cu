@@ -156,3 +156,57 @@ const char *cuda_type_name(uint32_t type)
 		return "unknown";
 	return names[type];
 }
+
+extern "C" double infer_cuda_peak_bandwidth(infer_error *err)
+{
+	const size_t n = (size_t)1 << 30;
+	void *a = NULL, *b = NULL;
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	float ms[5];
+	double bw = 0;
+	int rc = cuda_init(err);
+
+	if (rc)
+		return 0;
+	CKG(cudaMalloc(&a, n));
+	CKG(cudaMalloc(&b, n));
+	CKG(cudaMemset(a, 1, n));
+	CKG(cudaEventCreate(&e0));
+	CKG(cudaEventCreate(&e1));
+	CKG(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice)); // warm-up
+	for (int i = 0; i < 5; i++) {
+		CKG(cudaEventRecord(e0));
+		CKG(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+		CKG(cudaEventRecord(e1));
+		CKG(cudaEventSynchronize(e1));
+		CKG(cudaEventElapsedTime(&ms[i], e0, e1));
+	}
+	for (int i = 0; i < 5; i++) // median of five by insertion sort
+		for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+			float t = ms[j];
+			ms[j] = ms[j - 1];
+			ms[j - 1] = t;
+		}
+	bw = 2.0 * (double)n / (ms[2] * 1e-3);
+out:
+	cudaFree(a);
+	cudaFree(b);
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
+	return rc ? 0 : bw;
+}
+
+extern "C" int infer_cuda_mem_info(uint64_t *used, uint64_t *total, infer_error *err)
+{
+	size_t fr = 0, tot = 0;
+	int rc = cuda_init(err);
+
+	if (rc)
+		return rc;
+	CK(cudaMemGetInfo(&fr, &tot));
+	*used = tot - fr;
+	*total = tot;
+	return 0;
+}

@@ -20,6 +20,12 @@ const char *infer_cuda_device_name(void);
 /* The CUDA kernel-level op table (backend.h contract), NULL + err when unavailable. */
 const infer_ops *infer_cuda_ops(infer_error *err);
 
+/* For `infer bench`: the device-memory bandwidth measured here (bytes read
+ * plus bytes written per second by a 1 GiB device-to-device copy, median of
+ * 5 after a warm-up), 0 + err on failure; and device memory in use / total. */
+double infer_cuda_peak_bandwidth(infer_error *err);
+int infer_cuda_mem_info(uint64_t *used, uint64_t *total, infer_error *err);
+
 #ifdef __cplusplus
 }
 #endif

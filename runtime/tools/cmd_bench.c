@@ -25,6 +25,9 @@
 #include "infer/backend.h"
 #include "infer/model.h"
 #include "infer/session.h"
+#ifdef INFER_HAVE_CUDA
+#include "infer_cuda.h"
+#endif
 
 struct bench_args {
 	const char *model, *backend;
@@ -317,6 +320,10 @@ int cmd_bench(int argc, char **argv)
 	} else {
 		if (!strcmp(a.backend, "cpu"))
 			r.peak_bytes_per_s = cpu_peak_bandwidth(nth);
+#ifdef INFER_HAVE_CUDA
+		else if (!strcmp(a.backend, "cuda")) /* measured like the cpu peak */
+			r.peak_bytes_per_s = infer_cuda_peak_bandwidth(&err);
+#endif
 		print_result(&a, m, &r, nth);
 	}
 	infer_session_free(s);

@@ -267,6 +267,37 @@ static void test_q8_1_and_f64(void)
 	CU_ASSERT_EQUAL(infer_quantize(INFER_TYPE_I32, x, q, 16, "i32", NULL), INFER_E_UNSUPPORTED);
 }
 
+/* Degenerate blocks through every encoder: all zeros decode to zeros; float32
+ * subnormals (1 / scale overflows to inf inside the encoder) decode to small
+ * finite values instead of garbage or a crash. */
+static void test_degenerate_inputs(void)
+{
+	float x[512], y[512];
+	uint8_t q[512 * 8];
+
+	for (uint32_t id = 0; id < INFER_TYPE_COUNT; id++) {
+		const infer_type_traits *t = infer_type_traits_get(id);
+		int bad = 0;
+
+		if (!t || !t->from_float || t->block_size == 1)
+			continue;
+		memset(x, 0, sizeof(x));
+		CU_ASSERT_EQUAL(infer_quantize(id, x, q, 512, t->name, NULL), 0);
+		CU_ASSERT_EQUAL(infer_dequantize(id, q, y, 512, t->name, NULL), 0);
+		for (int i = 0; i < 512; i++)
+			bad += y[i] != 0.0f;
+		for (int i = 0; i < 512; i++)
+			x[i] = (i % 3 ? 1e-40f : -3e-42f) * (float)(1 + i % 7);
+		CU_ASSERT_EQUAL(infer_quantize(id, x, q, 512, t->name, NULL), 0);
+		CU_ASSERT_EQUAL(infer_dequantize(id, q, y, 512, t->name, NULL), 0);
+		for (int i = 0; i < 512; i++)
+			bad += !isfinite(y[i]) || fabsf(y[i]) > 1e-30f;
+		if (bad)
+			fprintf(stderr, "%s: %d bad values on degenerate input\n", t->name, bad);
+		CU_ASSERT_EQUAL(bad, 0);
+	}
+}
+
 /* ggml's CPU backend quantizes matmul activations with its q8_0 / q8_1 /
  * q8_K (and f16 / bf16) encoders; the kernel goldens keep the result as
  * in.xq next to the float input in.x. Our encoders must reproduce it byte for
@@ -365,6 +396,7 @@ int main(void)
 		{ "the checks can fail", test_checks_can_fail },
 		{ "q8_1 and f64 round trip", test_q8_1_and_f64 },
 		{ "NaN/inf input rejected", test_nonfinite_rejected },
+		{ "zero and subnormal blocks", test_degenerate_inputs },
 		{ "activation encoders match ggml's in.xq", test_activation_encoders },
 	};
 	CU_pSuite s;

@@ -111,7 +111,7 @@ int quant_mxfp4(const float *src, void *dst, int64_t n)
 		for (int j = 0; j < 32; j++)
 			amax = fmaxf(amax, fabsf(src[j]));
 		/* Largest E2M1 magnitude is 6 = 1.5 * 2^2: exponent floor(log2 amax) - 2. */
-		b->e = amax > 0.0f ? (uint8_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+		b->e = amax > 0.0f ? (uint8_t)sat_int(floorf(log2f(amax)) - 2 + 127, 0, 255) : 0;
 		fp4_codes(src, 32, e8m0_half(b->e), b->qs);
 	}
 	return 0;

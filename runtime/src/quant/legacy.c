@@ -54,9 +54,7 @@ static void min_max(const float *x, int n, float *mn, float *mx)
  * reference quantizers do ("+ 0.5 then truncate" is their rounding). */
 static uint8_t trunc_clamp(float v, int hi)
 {
-	int q = v > 0.0f ? (int)v : 0;
-
-	return (uint8_t)(q > hi ? hi : q);
+	return (uint8_t)sat_int(v, 0, hi);
 }
 
 /* ---- q4_0 -------------------------------------------------------------------- */
@@ -252,7 +250,7 @@ static float q8_block(const float *x, int8_t *qs)
 	const float id = d != 0.0f ? 1.0f / d : 0.0f;
 
 	for (int j = 0; j < 32; j++)
-		qs[j] = (int8_t)roundf(x[j] * id);
+		qs[j] = (int8_t)sat_int(roundf(x[j] * id), -127, 127);
 	return d;
 }
 

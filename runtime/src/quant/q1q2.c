@@ -74,9 +74,8 @@ int quant_q2_0(const float *src, void *dst, int64_t n)
 		put_le16(b->d, infer_fp32_to_fp16(amax));
 		memset(b->qs, 0, sizeof(b->qs));
 		for (int j = 0; j < 64; j++) {
-			int q = (int)roundf(src[j] * id) + 1;
+			const int q = sat_int(roundf(src[j] * id) + 1.0f, 0, 3);
 
-			q = q < 0 ? 0 : q > 3 ? 3 : q;
 			b->qs[j / 4] |= (uint8_t)(q << (2 * (j % 4)));
 		}
 	}

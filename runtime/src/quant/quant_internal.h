@@ -60,6 +60,21 @@ static inline uint32_t f32_bits(float f)
 	return u;
 }
 
+/* Float -> int with saturation at [lo, hi]; NaN gives 0. Identity on values
+ * already in range, so encoders stay byte-identical to ggml's there, but a
+ * block of float32 subnormals (1 / scale = inf) cannot reach an undefined
+ * float-to-int conversion. */
+static inline int sat_int(float v, int lo, int hi)
+{
+	if (v != v)
+		return 0;
+	if (v <= (float)lo)
+		return lo;
+	if (v >= (float)hi)
+		return hi;
+	return (int)v;
+}
+
 /* fp16 -> float32, exact (inline: every block decoder reads fp16 scales).
  * Subnormal halves are never flushed: the goldens have subnormal scales. */
 static inline float fp16_to_f32(uint16_t h)

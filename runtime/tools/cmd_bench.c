@@ -309,7 +309,7 @@ int cmd_bench(int argc, char **argv)
 	so.n_threads = a.threads;
 	s = infer_session_new(m, &so, &err);
 	if (!s) {
-		fprintf(stderr, "error: backend %s: %s\n", a.backend, err.msg);
+		fprintf(stderr, "error: %s\n", err.msg);
 		infer_model_free(m);
 		return 1;
 	}

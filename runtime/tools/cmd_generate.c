@@ -251,7 +251,7 @@ int cmd_generate(int argc, char **argv)
 	so.n_ctx = a.ctx;
 	s = infer_session_new(m, &so, &err);
 	if (!s) {
-		fprintf(stderr, "error: backend %s: %s\n", a.backend, err.msg);
+		fprintf(stderr, "error: %s\n", err.msg);
 		infer_model_free(m);
 		return err.code == INFER_E_ARG ? 2 : 1;
 	}

@@ -27,7 +27,10 @@ typedef struct infer_gen_token {
 	size_t text_len;
 } infer_gen_token;
 
-/* Return non-zero to stop generation (e.g. the client went away). */
+/* Called once per sampled token (EOG excluded), then at most once more with
+ * id = -1 carrying text released only at the end (bytes held back because
+ * they could have started a stop string, or an incomplete UTF-8 tail).
+ * Return non-zero to stop generation (e.g. the client went away). */
 typedef int (*infer_gen_cb)(void *user, const infer_gen_token *tok);
 
 typedef struct infer_gen_result {

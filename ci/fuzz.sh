@@ -6,7 +6,7 @@
 # New inputs go to build-fuzz/corpus-TARGET, crashes to build-fuzz/artifacts-TARGET/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(gguf)
+targets=(gguf tokenizer)
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${targets[@]}"
 	exit 0

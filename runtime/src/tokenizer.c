@@ -447,7 +447,9 @@ static const char *const eog_names[] = {
 	"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
 	"<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>",
 	"<end_of_utterance>", "</s>",
-	"<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek's end of turn */
+	/* DeepSeek's "<｜end▁of▁sentence｜>" (octal escapes: a hex escape would
+	 * swallow the letters after it) */
+	"<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>",
 	/* FIM pad / repo / file separator: also EOG */
 	"<|fim_pad|>", "<fim-pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
 	"<REPO>", "<|file_sep|>",
@@ -852,6 +854,11 @@ int infer_detok_flush(infer_detok *st, char *out, size_t cap)
  * too), so that detokenize(tokenize(s)) == s. */
 char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n)
 {
+	return infer_detokenize_len(t, ids, n, NULL);
+}
+
+char *infer_detokenize_len(const infer_tokenizer *t, const int32_t *ids, size_t n, size_t *len)
+{
 	size_t i, total = 0, pos = 0, first;
 	char *s;
 
@@ -878,6 +885,8 @@ char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n)
 		pos += nb;
 	}
 	s[pos] = '\0';
+	if (len)
+		*len = pos;
 	return s;
 }
 

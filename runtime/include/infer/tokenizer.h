@@ -56,6 +56,8 @@ int infer_detok_flush(infer_detok *st, char *out, size_t cap);
  * space the encoder put in front, so detokenize(tokenize(s)) == s. NULL on
  * an id outside the vocabulary or out of memory. */
 char *infer_detokenize(const infer_tokenizer *t, const int32_t *ids, size_t n);
+/* The same, with the length in *len (the text may contain NUL bytes). */
+char *infer_detokenize_len(const infer_tokenizer *t, const int32_t *ids, size_t n, size_t *len);
 
 /* ChatML (Qwen2): "<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n",
  * malloc'd; tokenize it with parse_special. NULL when the vocabulary lacks

@@ -211,8 +211,10 @@ static void progress(const struct run_options *o, size_t done, size_t total, siz
 {
 	if (!o->progress)
 		return;
-	fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed | %s [%s]", done, total, bad, c ? c->id : "done",
-		c ? backend : "");
+	if (c)
+		fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed | %s [%s]", done, total, bad, c->id, backend);
+	else
+		fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed", done, total, bad);
 	fflush(stderr);
 }
 
@@ -224,8 +226,9 @@ static void log_result(const struct run_options *o, const struct check *c, const
 
 	if (!f)
 		return;
-	/* On a TTY only what needs attention gets a line; the rest is the progress line. */
-	if (o->progress && r->status == CHECK_PASS)
+	/* On a TTY only failures and errors get a line (skips and their reasons
+	 * are in the reports); the rest is the progress line. */
+	if (o->progress && (r->status == CHECK_PASS || r->status == CHECK_SKIP))
 		return;
 	if (o->progress)
 		fprintf(stderr, "\r\033[K");

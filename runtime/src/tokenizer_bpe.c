@@ -269,6 +269,7 @@ struct work {
 	unsigned char *bytes; /* the text re-encoded (== input for valid UTF-8) */
 	struct sym *sym;      /* sized for the longest word so far */
 	struct heap heap;     /* 3 entries per byte: n-1 pairs + 2 per merge */
+	char *enc;            /* a word in byte-level characters (2 bytes per byte at most) */
 	size_t word_cap;
 };
 
@@ -280,6 +281,7 @@ static void work_free(struct work *w)
 	free(w->bytes);
 	free(w->sym);
 	free(w->heap.v);
+	free(w->enc);
 }
 
 static int work_alloc(struct work *w, size_t len)
@@ -302,6 +304,7 @@ static int work_word(struct work *w, size_t n)
 {
 	struct sym *s;
 	struct bigram *h;
+	char *e;
 	size_t cap = w->word_cap;
 
 	if (n <= cap)
@@ -316,8 +319,23 @@ static int work_word(struct work *w, size_t n)
 	if (!h)
 		return INFER_E_NOMEM;
 	w->heap.v = h;
+	e = realloc(w->enc, 2 * cap);
+	if (!e)
+		return INFER_E_NOMEM;
+	w->enc = e;
 	w->word_cap = cap;
 	return 0;
+}
+
+/* The token spelled like the whole word in byte-level characters, or -1. */
+static int32_t word_token(const infer_tokenizer *t, const unsigned char *b, size_t n,
+			  struct work *w)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += utf8_encode(bytelevel_cp(b[i]), w->enc + k);
+	return tok_lookup(t, w->enc, k);
 }
 
 int bpe_encode(const infer_tokenizer *t, const char *text, size_t len, struct id_buf *out,
@@ -349,10 +367,19 @@ int bpe_encode(const infer_tokenizer *t, const char *text, size_t len, struct id
 	for (i = 0; i < n && !rc; i += l) {
 		size_t nb_word;
 
+		int32_t whole;
+
 		l = match_word(t->pre, &x, i);
 		nb_word = w.boff[i + l] - w.boff[i];
 		rc = work_word(&w, nb_word);
-		if (!rc)
+		if (rc)
+			break;
+		/* Llama 3 ("ignore_merges" in llama.cpp): a word that is a token as a
+		 * whole is that token, whatever the merges would make of it. */
+		whole = t->pre == TOK_PRE_LLAMA3 ? word_token(t, w.bytes + w.boff[i], nb_word, &w) : -1;
+		if (whole >= 0)
+			rc = id_buf_push(out, whole);
+		else
 			rc = bpe_word(t, w.bytes + w.boff[i], nb_word, w.sym, &w.heap, out);
 	}
 	work_free(&w);

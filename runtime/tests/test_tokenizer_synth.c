@@ -38,7 +38,7 @@ static void byte_text(int b, char out[3])
 
 enum {
 	T_LL = 256, T_HE, T_HELL, T_HELLO, T_SP_W, T_AA, T_12, T_123, T_SP_1,
-	T_IM_START, T_IM_END, T_TOOL, T_EOS_S, T_EOT, N_BPE
+	T_IM_START, T_IM_END, T_TOOL, T_EOS_S, T_EOT, T_AB, N_BPE
 };
 
 static const char *const bpe_merges[] = {
@@ -47,6 +47,7 @@ static const char *const bpe_merges[] = {
 static const char *const bpe_extra[] = {
 	"ll", "he", "hell", "hello", "\xc4\xa0w", "aa", "12", "123", "\xc4\xa0" "1",
 	"<|im_start|>", "<|im_end|>", "<tool_call>", "</s>", "<|endoftext|>",
+	"ab", /* a token no merge makes */
 };
 
 struct bpe_opts {
@@ -80,7 +81,7 @@ static char *write_bpe(const struct bpe_opts *o)
 		toks['z'] = "zz-not-a-byte";
 	for (i = 256; i < N_BPE; i++) {
 		toks[i] = bpe_extra[i - 256];
-		types[i] = i >= T_IM_START ? 3 : 1;
+		types[i] = i >= T_IM_START && i <= T_EOT ? 3 : 1;
 	}
 	types[T_TOOL] = 4;
 	types[T_EOS_S] = 1; /* a normal token spelled like an EOG marker */
@@ -160,6 +161,7 @@ static void test_bpe_merges(void)
 	ENC(t, "hel", 0, 0, T_HE, 'l');
 	ENC(t, " w", 0, 0, T_SP_W);
 	ENC(t, "", 0, 0);
+	ENC(t, "ab", 0, 0, 'a', 'b'); /* qwen2 merges: no way to "ab" */
 	/* qwen2 splits digits one by one, so "1 2" never applies. */
 	ENC(t, "123", 0, 0, '1', '2', '3');
 	/* The space is its own word (\s+), so "Ġ 1" never applies either. */
@@ -178,6 +180,10 @@ static void test_bpe_pretokenizers(void)
 	infer_tokenizer *t = load(path, &f, &err);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	/* llama3: a word that is a token is taken whole (llama.cpp's
+	 * ignore_merges), even when no merge leads to it. */
+	ENC(t, "ab", 0, 0, T_AB);
+	ENC(t, "abab", 0, 0, 'a', 'b', 'a', 'b');
 	/* llama3: \p{N}{1,3}; the space is its own word. */
 	ENC(t, "1231", 0, 0, T_123, '1');
 	ENC(t, " 123", 0, 0, 0x20, T_123);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "merge.h"
+#include "report/report.h"
 #include "run.h"
 
 const char *harness_version(void);
@@ -21,11 +22,12 @@ static json_t *load_report(const char *dir, infer_error *err)
 		infer_error_set(err, INFER_E_FORMAT, -1, "%s:%d:%d: %s", path, je.line, je.column, je.text);
 		return NULL;
 	}
-	if (!json_is_object(doc) || !json_is_string(json_object_get(doc, "schema")) ||
-	    strcmp(json_string_value(json_object_get(doc, "schema")), REPORT_SCHEMA) ||
-	    !json_is_array(json_object_get(doc, "results")) || !json_is_object(json_object_get(doc, "run"))) {
-		infer_error_set(err, INFER_E_FORMAT, -1, "%s: not a %s document (schema, run, results)", path,
-				REPORT_SCHEMA);
+	/* The writers' own validation names the member: "results[3].status: ...". */
+	if (report_validate(doc, err) || !json_is_object(json_object_get(doc, "run"))) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg[0] ? err->msg : "run: missing");
+		infer_error_set(err, INFER_E_FORMAT, -1, "%s: not a %s document: %s", path, REPORT_SCHEMA, why);
 		json_decref(doc);
 		return NULL;
 	}

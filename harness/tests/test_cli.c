@@ -121,6 +121,12 @@ static void test_usage(void)
 	CU_ASSERT_EQUAL(sh("merge %s", tmp_dir), 2); /* no --report-dir */
 	CU_ASSERT_EQUAL(sh("merge /nonexistent --report-dir %s/m0", tmp_dir), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/report.json"));
+	/* a malformed report is named with what is wrong, and nothing is written */
+	write_spec("report.json", "{\"schema\": \"conform-report/1\", \"run\": {}, \"results\": "
+				  "[{\"id\": \"x\", \"suite\": \"s\", \"backend\": \"cpu\", \"status\": \"maybe\"}]}");
+	CU_ASSERT_EQUAL(sh("merge %s --report-dir %s/m1", tmp_dir, tmp_dir), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "results[0].status"));
+	CU_ASSERT_FALSE(exists(tmp_dir, "m1/report.json"));
 }
 
 /* A spec error stops everything before a check runs: exit 2, no reports. */

@@ -198,6 +198,37 @@ static void test_markdown_skips(void)
 	doc_rmdir(tmp);
 }
 
+/* A merged run holds one check per source run: JUnit names stay unique and
+ * the HTML shows where each came from. */
+static void test_merged_sources(void)
+{
+	const char *tmp = doc_tmpdir();
+	json_t *run = json_pack("{ss s{} s[] ss}", "schema", "conform-report/1", "run",
+				"results", "verdict", "pass");
+	json_t *a = doc_result("s", "x", "pass", "ok", NULL), *b = json_deep_copy(a);
+	char path[300], *s;
+	infer_error err;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+	json_object_set_new(a, "source", json_string("runs/h100"));
+	json_object_set_new(b, "source", json_string("runs/h200"));
+	json_array_append_new(json_object_get(run, "results"), a);
+	json_array_append_new(json_object_get(run, "results"), b);
+	CU_ASSERT_EQUAL_FATAL(report_write_all(run, tmp, &err), 0);
+	snprintf(path, sizeof(path), "%s/junit.xml", tmp);
+	s = doc_slurp(path);
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "<testcase name=\"x [runs/h100]\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "<testcase name=\"x [runs/h200]\""));
+	free(s);
+	snprintf(path, sizeof(path), "%s/report.html", tmp);
+	s = doc_slurp(path);
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "data-id=\"x cpu runs/h200\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "<small>runs/h100</small>"));
+	free(s);
+	json_decref(run);
+	doc_rmdir(tmp);
+}
+
 static void expect_invalid(json_t *run, const char *needle)
 {
 	const char *tmp = doc_tmpdir();
@@ -380,6 +411,7 @@ int main(void)
 	CU_add_test(s, "report.html escaped, self-contained, plots", test_html);
 	CU_add_test(s, "summary.md tables intact", test_markdown);
 	CU_add_test(s, "summary.md groups skips", test_markdown_skips);
+	CU_add_test(s, "merged runs keep sources apart", test_merged_sources);
 	CU_add_test(s, "invalid documents write nothing", test_invalid_documents);
 	CU_add_test(s, "atomic replace and unwritable targets", test_atomic_replace);
 	CU_add_test(s, "empty run", test_empty_run);

@@ -623,7 +623,9 @@ static void result_row(FILE *f, const json_t *r)
 	char dur[32], rowid[600];
 	size_t i;
 
-	snprintf(rowid, sizeof(rowid), "%s %s", report_str(r, "id", ""), report_str(r, "backend", ""));
+	snprintf(rowid, sizeof(rowid), "%s %s%s%s", report_str(r, "id", ""),
+		 report_str(r, "backend", ""), report_str(r, "source", NULL) ? " " : "",
+		 report_str(r, "source", ""));
 	fmt_duration(json_number_value(json_object_get(r, "duration_s")), dur, sizeof(dur));
 	fprintf(f, "<tr class=\"result\" data-status=\"%s\"", st);
 	ha(f, "data-id", rowid);
@@ -631,6 +633,11 @@ static void result_row(FILE *f, const json_t *r)
 	h(f, report_str(r, "id", ""));
 	fputs("</td><td>", f);
 	h(f, report_str(r, "backend", ""));
+	if (report_str(r, "source", NULL)) {
+		fputs("<br/><small>", f);
+		h(f, report_str(r, "source", ""));
+		fputs("</small>", f);
+	}
 	fputs("</td><td>", f);
 	h(f, report_str(r, "kind", ""));
 	json_array_foreach(tags, i, t) {

@@ -86,14 +86,21 @@ static void evidence(FILE *f, const json_t *r)
 
 static void testcase(FILE *f, const json_t *r)
 {
-	char cls[512], time[32];
+	char cls[512], name[1024], time[32];
 	int st = report_result_status(r);
 
 	snprintf(cls, sizeof(cls), "%s.%s", report_str(r, "suite", ""),
 		 report_str(r, "backend", ""));
 	snprintf(time, sizeof(time), "%.3f", json_number_value(json_object_get(r, "duration_s")));
+	/* A merged run may hold the same check from several runs (a job matrix
+	 * over GPUs): the source keeps the test case names unique. */
+	if (report_str(r, "source", NULL))
+		snprintf(name, sizeof(name), "%s [%s]", report_str(r, "id", ""),
+			 report_str(r, "source", ""));
+	else
+		snprintf(name, sizeof(name), "%s", report_str(r, "id", ""));
 	fputs("    <testcase", f);
-	attr(f, "name", report_str(r, "id", ""));
+	attr(f, "name", name);
 	attr(f, "classname", cls);
 	attr(f, "time", time);
 	if (st == RS_PASS) {

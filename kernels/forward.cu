@@ -67,15 +67,6 @@ static __global__ void bias_kernel(float *__restrict__ x, const float *__restric
 		x[i] = x[i] + b[i % dim];
 }
 
-// Keys or values of n tokens (n*kv_dim floats) into the cache from position dpos[0].
-static __global__ void kv_copy_kernel(const float *__restrict__ src, float *__restrict__ cache,
-				      const int32_t *__restrict__ dpos, int64_t kv_dim, int64_t n)
-{
-	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (i < n)
-		cache[(int64_t)dpos[0] * kv_dim + i] = src[i];
-}
-
 static int launch_add(cuda_state *st, float *x, const float *y, int64_t n, infer_error *err)
 {
 	add_kernel<<<(unsigned)cdiv(n, 256), 256, 0, st->s>>>(x, y, n);
@@ -243,7 +234,6 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	int64_t E = hp->n_embd, F = hp->n_ff;
 	float *kc = st->kc + (int64_t)il * st->n_ctx * st->kv_dim;
 	float *vc = st->vc + (int64_t)il * st->n_ctx * st->kv_dim;
-	int64_t kvn = (int64_t)n * st->kv_dim;
 	int rc;
 
 	if ((rc = cuda_rms_norm_mul(st->x, L->attn_norm, st->h, E, n, hp->norm_eps, st->s, err)) ||
@@ -251,18 +241,13 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	    (rc = matmul(st, &L->wq, st->h, n, st->q, L->bq, err)) ||
 	    (rc = matmul(st, &L->wk, st->h, n, st->k, L->bk, err)) ||
 	    (rc = matmul(st, &L->wv, st->h, n, st->v, L->bv, err)) ||
-	    (rc = cuda_rope(st->q, st->d_pos, hp->head_dim, hp->n_head, n, hp->n_rot,
-			    hp->rope_freq_base, hp->rope_neox, st->s, err)) ||
-	    (rc = cuda_rope(st->k, st->d_pos, hp->head_dim, hp->n_head_kv, n, hp->n_rot,
-			    hp->rope_freq_base, hp->rope_neox, st->s, err)) ||
+	    (rc = cuda_rope_store(st->q, st->k, st->v, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
+				  hp->n_head_kv, n, hp->n_rot, hp->rope_freq_base, hp->rope_neox,
+				  st->s, err)) ||
 	    (rc = tap(tp, "Qcur", il, st->q, st->q_dim, err)) ||
 	    (rc = tap(tp, "Kcur", il, st->k, st->kv_dim, err)) ||
 	    (rc = tap(tp, "Vcur", il, st->v, st->kv_dim, err)))
 		return rc;
-	kv_copy_kernel<<<(unsigned)cdiv(kvn, 256), 256, 0, st->s>>>(st->k, kc, st->d_pos, st->kv_dim, kvn);
-	kv_copy_kernel<<<(unsigned)cdiv(kvn, 256), 256, 0, st->s>>>(st->v, vc, st->d_pos, st->kv_dim, kvn);
-	g_cuda_launches += 2;
-	CK_LAUNCH("kv_copy_kernel");
 	if ((rc = cuda_attention_cache(st->q, kc, vc, st->a, hp->head_dim, hp->n_head, hp->n_head_kv,
 				       n, st->d_pos, 1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
 	    (rc = tap(tp, "kqv_out", il, st->a, st->q_dim, err)) ||
@@ -286,6 +271,54 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	return 0;
 }
 
+// The decode step of one layer (one token, no taps), 6 launches: RMSNorm is
+// folded into the Q/K/V and gate/up mat-vecs, the bias into their epilogue,
+// gate*up*silu into one kernel, and both residual adds into the epilogues of
+// the output projections. Same arithmetic as layer().
+static int layer_decode(cuda_state *st, int il, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	const dlayer *L = &st->L[il];
+	float *kc = st->kc + (int64_t)il * st->n_ctx * st->kv_dim;
+	float *vc = st->vc + (int64_t)il * st->n_ctx * st->kv_dim;
+	float eps = hp->norm_eps;
+	int rc;
+
+	if ((rc = cuda_matvec1(L->wq.type, L->wq.d, NULL, L->wq.K, L->wq.M, st->x, L->attn_norm, eps,
+			       L->bq, st->q, 0, st->s, err)) ||
+	    (rc = cuda_matvec1(L->wk.type, L->wk.d, NULL, L->wk.K, L->wk.M, st->x, L->attn_norm, eps,
+			       L->bk, st->k, 0, st->s, err)) ||
+	    (rc = cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x, L->attn_norm, eps,
+			       L->bv, st->v, 0, st->s, err)) ||
+	    (rc = cuda_rope_store(st->q, st->k, st->v, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
+				  hp->n_head_kv, 1, hp->n_rot, hp->rope_freq_base, hp->rope_neox,
+				  st->s, err)) ||
+	    (rc = cuda_attention_cache(st->q, kc, vc, st->a, hp->head_dim, hp->n_head, hp->n_head_kv,
+				       1, st->d_pos, 1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
+	    (rc = cuda_matvec1(L->wo.type, L->wo.d, NULL, L->wo.K, L->wo.M, st->a, NULL, 0, NULL,
+			       st->x, 1, st->s, err)) ||
+	    (rc = cuda_matvec1(L->gate.type, L->gate.d, L->up.d, L->gate.K, L->gate.M, st->x,
+			       L->ffn_norm, eps, NULL, st->sw, 0, st->s, err)) ||
+	    (rc = cuda_matvec1(L->down.type, L->down.d, NULL, L->down.K, L->down.M, st->sw, NULL, 0,
+			       NULL, st->x, 1, st->s, err)))
+		return rc;
+	return 0;
+}
+
+// Whether the fused decode kernels fit this model (x staged in shared memory,
+// gate/up of one type).
+static int can_fuse(const cuda_state *st)
+{
+	int64_t big = st->hp->n_ff > st->hp->n_embd ? st->hp->n_ff : st->hp->n_embd;
+
+	if (big * 4 > MV1_MAX_SMEM || st->q_dim * 4 > MV1_MAX_SMEM)
+		return 0;
+	for (int il = 0; il < st->hp->n_layer; il++)
+		if (st->L[il].gate.type != st->L[il].up.type)
+			return 0;
+	return 1;
+}
+
 // Everything from the embedding to the logits, on the stream, for n tokens
 // whose ids and positions are already in d_tok / d_pos. `want_all`: logits
 // of every token, else of the last one (at st->logits).
@@ -300,6 +333,13 @@ static int forward_body(cuda_state *st, int32_t n, int want_all, int want_logits
 				err)) ||
 	    (rc = tap(tp, "embd", -1, st->x, E, err)))
 		return rc;
+	if (n == 1 && !tp->fn && want_logits && can_fuse(st)) {
+		for (int il = 0; il < hp->n_layer; il++)
+			if ((rc = layer_decode(st, il, err)))
+				return rc;
+		return cuda_matvec1(st->output.type, st->output.d, NULL, E, st->output.M, st->x,
+				    st->output_norm, hp->norm_eps, NULL, st->logits, 0, st->s, err);
+	}
 	for (int il = 0; il < hp->n_layer; il++)
 		if ((rc = layer(st, il, n, tp, err)))
 			return rc;

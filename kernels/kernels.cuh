@@ -33,6 +33,14 @@ int cuda_f32_to_f16(const float *src, __half *dst, int64_t n, cudaStream_t s, in
 int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
 		float *y, int accumulate, const float *bias, cudaStream_t s, infer_error *err);
 
+/* The one-token form with fusions (decode): y[m] (+)= dot(row m, x') (+ bias[m])
+ * where x' = nw ? rms_norm(x) * nw : x; with w2 (same type and shape) the
+ * output is silu(W x')[m] * (W2 x')[m]. K * 4 bytes must fit MV1_MAX_SMEM. */
+#define MV1_MAX_SMEM (48 * 1024)
+int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
+		 const float *x, const float *nw, float eps, const float *bias, float *y,
+		 int accumulate, cudaStream_t s, infer_error *err);
+
 /* gemm.cu: the same product for any N through cuBLAS: float32 weights with
  * SGEMM (no TF32), f16/bf16 in place, every other type dequantized to f16
  * into `scratch` (M*K halves, caller-owned; NULL: allocated here), F32
@@ -63,6 +71,10 @@ int cuda_attention(const float *q, const float *k, const float *v, float *out,
 int cuda_attention_cache(const float *q, const float *kc, const float *vc, float *out,
 			 int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
 			 const int32_t *dpos, float scale, cudaStream_t s, infer_error *err);
+/* RoPE on q and k of n tokens plus the k/v store into the cache at dpos[t]. */
+int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, const int32_t *dpos,
+		    int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
+		    int64_t n_rot, float freq_base, int neox, cudaStream_t s, infer_error *err);
 /* Embedding rows: out[t] = deq(row tokens[t] of table), K elements each. */
 int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
 		  float *out, cudaStream_t s, infer_error *err);

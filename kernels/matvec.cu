@@ -90,3 +90,111 @@ int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float 
 	CK_LAUNCH("mv_kernel");
 	return 0;
 }
+
+/* ---- the one-token (decode) mat-vec with fused prologue/epilogue ----------
+ * x is staged once per block in shared memory; optionally normalized there
+ * (RMSNorm times weight, same arithmetic as norm.cu, so the values equal the
+ * unfused path's), optionally two matrices at once (gate and up, epilogue
+ * silu(g) * u as swiglu.cu computes it), optional bias, optional accumulation
+ * into y (the residual add). */
+struct mv1_args {
+	const uint8_t *w, *w2;
+	int64_t K, M;
+	const float *x, *nw, *bias;
+	float eps;
+	float *y;
+	int accumulate;
+};
+
+template <typename T, bool NORM, bool PAIR>
+static __global__ void __launch_bounds__(MV_WARPS * 32) mv1_kernel(mv1_args a, iq_tabs t)
+{
+	extern __shared__ float xs[];
+	__shared__ double red[MV_WARPS];
+	constexpr int GPB = T::BS / T::G;
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+	if constexpr (NORM) {
+		double ss = 0.0;
+		for (int64_t i = threadIdx.x; i < a.K; i += blockDim.x)
+			ss += (double)a.x[i] * a.x[i];
+		for (int o = 16; o > 0; o >>= 1)
+			ss += __shfl_xor_sync(0xffffffffu, ss, o);
+		if (lane == 0)
+			red[warp] = ss;
+		__syncthreads();
+		ss = 0.0;
+		for (int i = 0; i < MV_WARPS; i++)
+			ss += red[i];
+		float scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
+		for (int64_t i = threadIdx.x; i < a.K; i += blockDim.x)
+			xs[i] = __fmul_rn(__fmul_rn(a.x[i], scale), a.nw[i]);
+	} else {
+		for (int64_t i = threadIdx.x; i < a.K; i += blockDim.x)
+			xs[i] = a.x[i];
+	}
+	__syncthreads();
+	const int64_t row = (int64_t)blockIdx.x * MV_WARPS + warp;
+	if (row >= a.M)
+		return;
+	const int64_t rb = (a.K / T::BS) * T::TS;
+	const uint8_t *wr = a.w + row * rb, *wr2 = PAIR ? a.w2 + row * rb : NULL;
+	const int64_t ng = a.K / T::G;
+	float acc = 0.0f, acc2 = 0.0f;
+	for (int64_t gi = lane; gi < ng; gi += 32) {
+		float v[T::G];
+		const float *xp = xs + gi * T::G;
+		T::deq(wr + (gi / GPB) * T::TS, (int)(gi % GPB), v, t);
+		for (int i = 0; i < T::G; i++)
+			acc += v[i] * xp[i];
+		if constexpr (PAIR) {
+			T::deq(wr2 + (gi / GPB) * T::TS, (int)(gi % GPB), v, t);
+			for (int i = 0; i < T::G; i++)
+				acc2 += v[i] * xp[i];
+		}
+	}
+	acc = warp_sum(acc);
+	if constexpr (PAIR)
+		acc2 = warp_sum(acc2);
+	if (lane)
+		return;
+	if (a.bias)
+		acc += a.bias[row];
+	if constexpr (PAIR)
+		a.y[row] = __fmul_rn(__fdiv_rn(acc, __fadd_rn(1.0f, expf(-acc))), acc2);
+	else
+		a.y[row] = a.accumulate ? a.y[row] + acc : acc;
+}
+
+int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
+		 const float *x, const float *nw, float eps, const float *bias, float *y,
+		 int accumulate, cudaStream_t s, infer_error *err)
+{
+	int bs, ts;
+	mv1_args a = { (const uint8_t *)w, (const uint8_t *)w2, K, M, x, nw, bias, eps, y, accumulate };
+
+	if (!cuda_type_block(type, &bs, &ts))
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda mul_mat: unsupported weight type id %u (%s)",
+			      type, cuda_type_name(type));
+	if (K <= 0 || M <= 0 || K % bs || (size_t)K * 4 > MV1_MAX_SMEM)
+		return cu_err(err, INFER_E_ARG, "cuda matvec1: bad shape K=%lld M=%lld for %s",
+			      (long long)K, (long long)M, cuda_type_name(type));
+	unsigned grid = (unsigned)cdiv(M, MV_WARPS);
+	size_t smem = (size_t)K * 4;
+#define LAUNCH(T)                                                                                \
+	do {                                                                                     \
+		if (w2 && nw)                                                                    \
+			mv1_kernel<T, true, true><<<grid, MV_WARPS * 32, smem, s>>>(a, cuda_tabs());  \
+		else if (w2)                                                                     \
+			mv1_kernel<T, false, true><<<grid, MV_WARPS * 32, smem, s>>>(a, cuda_tabs()); \
+		else if (nw)                                                                     \
+			mv1_kernel<T, true, false><<<grid, MV_WARPS * 32, smem, s>>>(a, cuda_tabs()); \
+		else                                                                             \
+			mv1_kernel<T, false, false><<<grid, MV_WARPS * 32, smem, s>>>(a, cuda_tabs()); \
+	} while (0)
+	QTYPE_DISPATCH(type, LAUNCH)
+#undef LAUNCH
+	g_cuda_launches++;
+	CK_LAUNCH("mv1_kernel");
+	return 0;
+}

@@ -347,9 +347,9 @@ static json_t *each_for_path(const char *path)
 	return e;
 }
 
-/* Replaces ${each.X} in s (every one by "*" when each is JSON null: the
- * stand-in of an expansion that could not happen). Unknown X: returns NULL
- * with bad = X. */
+/* Replaces ${each.X} in s. When each is a string (or null: "*") every
+ * ${each.X} becomes that string: the stand-in of an expansion that could not
+ * happen. Unknown X: returns NULL with bad = X. */
 static char *subst_each(const char *s, const json_t *each, char *bad, size_t badn)
 {
 	struct sbuf b = { 0 };
@@ -369,7 +369,10 @@ static char *subst_each(const char *s, const json_t *each, char *bad, size_t bad
 		memcpy(key, name, len);
 		key[len] = 0;
 		v = json_is_object(each) ? json_object_get(each, key) : NULL;
-		val = json_is_null(each) ? strdup("*") : v ? scalar_string(v) : NULL;
+		if (json_is_string(each))
+			val = strdup(json_string_value(each));
+		else
+			val = json_is_null(each) ? strdup("*") : v ? scalar_string(v) : NULL;
 		if (!val) {
 			snprintf(bad, badn, "%s", key);
 			free(b.s);
@@ -638,6 +641,19 @@ static int push_check(struct file_ctx *fc, const json_t *tmpl, json_t *inst, con
 	const json_t *b;
 	char where[600];
 
+	/* Stand-ins of skipped expansions may share an id ("layers/ *"): number
+	 * them, since they only carry the skip reason. A real duplicate is an error. */
+	if (prev && json_object_get(json_object_get(inst, "params"), SPEC_SKIP_KEY)) {
+		char alt[512];
+		int k;
+
+		for (k = 2; prev; k++) {
+			snprintf(alt, sizeof(alt), "%s#%d", json_string_value(json_object_get(inst, "id")), k);
+			prev = json_object_get(L->ids, alt);
+		}
+		json_object_set_new(inst, "id", json_string(alt));
+		id = json_string_value(json_object_get(inst, "id"));
+	}
 	if (prev)
 		return fail_at(fc, m, "duplicate check id '%s' (first defined at %s)", id, json_string_value(prev));
 	snprintf(where, sizeof(where), "%s:%d:%d", fc->path, m.line, m.col);
@@ -735,8 +751,17 @@ static int instantiate(struct file_ctx *fc, const json_t *tmpl, const json_t *ea
 	json_t *inst;
 	int rc;
 
-	/* Skipped before expansion: ${each.*} become "*" to keep the id readable. */
-	inst = each_copy(tmpl, skip ? json_null() : each, bad, sizeof(bad));
+	/* Skipped before expansion: ${each.*} become the expansion's match
+	 * pattern (or "*"), which keeps the id readable: "kernels/softmax.*". */
+	if (skip) {
+		const char *match = json_string_value(json_object_get(json_object_get(tmpl, "expand"), "match"));
+		json_t *stand_in = match ? json_string(match) : json_null();
+
+		inst = each_copy(tmpl, stand_in, bad, sizeof(bad));
+		json_decref(stand_in);
+	} else {
+		inst = each_copy(tmpl, each, bad, sizeof(bad));
+	}
 	if (!inst && bad[0])
 		return fail_at(fc, ymarks_node(&fc->marks, tmpl),
 			       each ? "${each.%s} is not a field of the expansion" :

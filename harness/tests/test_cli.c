@@ -218,6 +218,17 @@ static void test_fail_writes_reports(void)
 }
 
 /* --shard K/N slices are disjoint, cover everything, and merge back into the full run. */
+/* A fresh clone has no ../shared: those suites load, skip with the reason, and pass. */
+static void test_no_reference_set(void)
+{
+	CU_ASSERT_EQUAL(sh("run specs/kernels.yaml --set SHARED=/nonexistent"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "SKIP  kernels/softmax.* [cpu]"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "skipped: reference set not found (/nonexistent/conformance/kernels"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 pass, 0 fail, 14 skip, 0 error -> pass"));
+	CU_ASSERT_EQUAL(sh("run specs/kernels.yaml --set SHARED=/nonexistent --no-skip"), 1);
+	CU_ASSERT_EQUAL(sh("list specs/default.yaml --set SHARED=/nonexistent"), 0);
+}
+
 static void test_shard_merge(void)
 {
 	char a[512], b[512], m[512];
@@ -285,6 +296,7 @@ int main(void)
 	CU_add_test(s, "spec error: exit 2, file:line:col, no reports", test_spec_error);
 	CU_add_test(s, "pass: exit 0, four reports; cuda skipped with reason", test_pass_and_cuda_skip);
 	CU_add_test(s, "fail/error: exit 1, reports still written", test_fail_writes_reports);
+	CU_add_test(s, "no ../shared: skipped with the reason, not failed", test_no_reference_set);
 	CU_add_test(s, "--shard K/N + merge == full run", test_shard_merge);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

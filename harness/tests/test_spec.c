@@ -110,8 +110,8 @@ static void test_good_all(void)
 	CU_ASSERT_FATAL(realpath(fixdir, data_a) != NULL);
 	strncat(data_a, "/data/a.bin", sizeof(data_a) - strlen(data_a) - 1);
 	CU_ASSERT_EQUAL_FATAL(spec_load(&s, (const char *const[]){ path }, 1, NULL, &err), 0);
-	/* inc/a, 2 glob (a.bin, b.bin; c.txt not matched), 1 manifest (match a.*), 1 absent, 1 literal */
-	CU_ASSERT_EQUAL(s.n_checks, 6);
+	/* inc/a, 2 glob (a.bin, b.bin; c.txt not matched), 1 manifest (match a.*), 3 absent, 1 literal */
+	CU_ASSERT_EQUAL(s.n_checks, 8);
 	CU_ASSERT_STRING_EQUAL(s.checks[0].id, "inc/a"); /* includes come first */
 
 	c = find_check(&s, "inc/a");
@@ -143,6 +143,9 @@ static void test_good_all(void)
 	tol = json_object_get(c->tolerance, "nmse");
 	CU_ASSERT(json_is_real(tol) && json_real_value(tol) == 1.0e-7); /* ${TOL} resolved as a number */
 
+	/* stand-ins of absent sets: named by their match pattern, else numbered */
+	CU_ASSERT_PTR_NOT_NULL(find_check(&s, "good/absent/softmax.*"));
+	CU_ASSERT_PTR_NOT_NULL(find_check(&s, "good/absent/*#2"));
 	CU_ASSERT_PTR_NOT_NULL(find_check(&s, "good/literal-dollar-$HOME"));
 	CU_ASSERT_PTR_NULL(check_param_str(find_check(&s, "good/glob/a"), SPEC_SKIP_KEY, NULL));
 	CU_ASSERT_EQUAL(json_array_size(s.files), 2);

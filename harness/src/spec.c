@@ -73,18 +73,58 @@ static int file_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+/* Removes "." and "dir/.." components of an absolute path in place, so
+ * that messages show /work/shared rather than /work/main/specs/../../shared.
+ * Lexical only: the path may not exist (a missing reference set). */
+static void path_tidy(char *p)
+{
+	char *out = p, *seg = p;
+
+	if (*p != '/')
+		return;
+	while (*seg) {
+		char *end;
+		size_t len;
+
+		while (*seg == '/')
+			seg++;
+		end = strchr(seg, '/');
+		len = end ? (size_t)(end - seg) : strlen(seg);
+		if (len == 0)
+			break;
+		if (len == 1 && seg[0] == '.') {
+			/* skip */
+		} else if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (out > p && *--out != '/')
+				;
+		} else {
+			*out++ = '/';
+			memmove(out, seg, len);
+			out += len;
+		}
+		seg += len;
+	}
+	if (out == p)
+		*out++ = '/';
+	*out = 0;
+}
+
 /* Joins dir and a relative path; an absolute path is returned as is. */
 static char *path_join(const char *dir, const char *rel)
 {
 	size_t n;
 	char *s;
 
-	if (rel[0] == '/' || !dir || !*dir)
-		return strdup(rel);
-	n = strlen(dir) + strlen(rel) + 2;
-	s = malloc(n);
+	if (rel[0] == '/' || !dir || !*dir) {
+		s = strdup(rel);
+	} else {
+		n = strlen(dir) + strlen(rel) + 2;
+		s = malloc(n);
+		if (s)
+			snprintf(s, n, "%s/%s", dir, rel);
+	}
 	if (s)
-		snprintf(s, n, "%s/%s", dir, rel);
+		path_tidy(s);
 	return s;
 }
 

@@ -133,6 +133,9 @@ static void test_html(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<dt>transcript</dt>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<dt>max_logprob_diff</dt><dd>3.2e-06</dd>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<pre>autumn leaves drifting\nsilent"));
+	/* The limits a comparison broke are listed; an empty list is not. */
+	CU_ASSERT_EQUAL(doc_count(html, "<dt>failed</dt>"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<dt>failed</dt><dd>[&quot;max_abs&quot;, &quot;nmse&quot;]</dd>"));
 	free(html);
 }
 

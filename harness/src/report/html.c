@@ -570,7 +570,7 @@ static void svg_layers(FILE *f, const json_t *layers, const json_t *tol)
 /* ---- one result --------------------------------------------------------- */
 
 static const char *const known_details[] = {
-	"metrics", "tolerance", "worst", "histogram", "failed", "layers", "error",
+	"metrics", "tolerance", "worst", "histogram", "layers",
 };
 
 static int is_known(const char *key)
@@ -607,9 +607,12 @@ static void details_body(FILE *f, const json_t *d)
 	fputs("</div>", f);
 	if (json_is_array(json_object_get(d, "layers")))
 		svg_layers(f, json_object_get(d, "layers"), tol);
-	json_object_foreach((json_t *)d, key, v)
-		if (!is_known(key))
-			json_object_set(rest, key, v);
+	json_object_foreach((json_t *)d, key, v) {
+		/* An empty "failed" list says nothing the verdict does not. */
+		if (is_known(key) || (!strcmp(key, "failed") && !json_array_size(v)))
+			continue;
+		json_object_set(rest, key, v);
+	}
 	/* Everything else a kind recorded (the haiku transcript, ...), as is. */
 	if (json_object_size(rest))
 		kv_value(f, rest, 0);

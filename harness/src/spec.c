@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "compare.h"
+#include "infer/gguf.h"
+#include "infer/quant.h"
 #include "spec.h"
 #include "yaml_json.h"
 
@@ -42,7 +44,7 @@ static const char *const top_keys[] = { "suite", "description", "include", "vars
 					"checks", NULL };
 static const char *const check_keys[] = { "id", "kind", "description", "tags", "backends", "inputs",
 					  "params", "tolerance", "expand", "requires", NULL };
-static const char *const expand_keys[] = { "glob", "manifest", "list", "file_key", "match", NULL };
+static const char *const expand_keys[] = { "glob", "manifest", "tensors", "list", "file_key", "match", NULL };
 
 static int in_list(const char *const *list, const char *s)
 {
@@ -475,10 +477,46 @@ static json_t *each_copy(const json_t *v, const json_t *each, char *bad, size_t 
 	return json_deep_copy(v);
 }
 
+/* One "each" per tensor of a GGUF file (names matching match):
+ * ${each.tensor}, ${each.type}, ${each.n_elements}, plus path/file/stem. */
+static int expand_tensors(struct file_ctx *fc, const json_t *ex, const json_t *t, const char *match,
+			  json_t *out)
+{
+	char *path = path_join(fc->dir, json_string_value(t));
+	infer_error e = { 0 };
+	gguf_file *f;
+	int64_t i;
+
+	if (!path)
+		return infer_error_set(fc->L->err, INFER_E_NOMEM, -1, "out of memory");
+	f = gguf_open(path, &e);
+	if (!f) {
+		fail_at(fc, ymarks_val(&fc->marks, ex, "tensors"), "cannot read %s: %s", path, e.msg);
+		free(path);
+		return fc->L->err->code;
+	}
+	for (i = 0; i < gguf_n_tensors(f); i++) {
+		const gguf_tensor *gt = gguf_tensor_at(f, i);
+		json_t *each;
+
+		if (match && fnmatch(match, gt->name, 0))
+			continue;
+		each = each_for_path(path);
+		json_object_set_new(each, "tensor", json_string(gt->name));
+		json_object_set_new(each, "type", json_string(infer_type_name(gt->type)));
+		json_object_set_new(each, "n_elements", json_integer(gt->n_elements));
+		json_array_append_new(out, each);
+	}
+	gguf_close(f);
+	free(path);
+	return 0;
+}
+
 /* Builds the list of "each" objects for a check's expand: block. */
 static int expand_list(struct file_ctx *fc, const json_t *ex, json_t **items)
 {
 	const json_t *g = json_object_get(ex, "glob"), *m = json_object_get(ex, "manifest");
+	const json_t *t = json_object_get(ex, "tensors");
 	const char *match = json_string_value(json_object_get(ex, "match"));
 	json_t *out = json_array();
 
@@ -566,7 +604,9 @@ static int expand_list(struct file_ctx *fc, const json_t *ex, json_t **items)
 		free(mdir);
 		return 0;
 	}
-	return fail_at(fc, ymarks_node(&fc->marks, ex), "'expand' needs 'glob' or 'manifest'");
+	if (t)
+		return expand_tensors(fc, ex, t, match, out);
+	return fail_at(fc, ymarks_node(&fc->marks, ex), "'expand' needs 'glob', 'manifest' or 'tensors'");
 }
 
 /* ---- one check ----------------------------------------------------------- */
@@ -635,19 +675,21 @@ static int validate_template(struct file_ctx *fc, const json_t *c)
 	    want(fc, c, "requires", json_is_string(v) || is_str_array(v), "a path or a list of paths"))
 		return fc->L->err->code;
 	if ((v = json_object_get(c, "expand"))) {
-		const char *keys[] = { "glob", "manifest", "list", "file_key", "match" };
-		size_t i;
+		size_t i, sources = 0;
 
-		if (want(fc, c, "expand", json_is_object(v), "a mapping with 'glob' or 'manifest'") ||
+		if (want(fc, c, "expand", json_is_object(v), "a mapping with 'glob', 'manifest' or 'tensors'") ||
 		    check_keys_known(fc, v, expand_keys, "expand"))
 			return fc->L->err->code;
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (json_object_get(v, keys[i]) &&
-			    want(fc, v, keys[i], json_is_string(json_object_get(v, keys[i])), "a string"))
+		for (i = 0; expand_keys[i]; i++) {
+			const json_t *x = json_object_get(v, expand_keys[i]);
+
+			if (x && want(fc, v, expand_keys[i], json_is_string(x), "a string"))
 				return fc->L->err->code;
-		if (json_object_get(v, "glob") && json_object_get(v, "manifest"))
-			return fail_at(fc, ymarks_key(&fc->marks, v, "manifest"),
-				       "'expand' takes 'glob' or 'manifest', not both");
+			/* the first three are the sources: exactly one of them */
+			if (x && i < 3 && ++sources > 1)
+				return fail_at(fc, ymarks_key(&fc->marks, v, expand_keys[i]),
+					       "'expand' takes one of 'glob', 'manifest' or 'tensors', not both");
+		}
 	}
 	return 0;
 }

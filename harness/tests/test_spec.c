@@ -110,8 +110,14 @@ static void test_good_all(void)
 	CU_ASSERT_FATAL(realpath(fixdir, data_a) != NULL);
 	strncat(data_a, "/data/a.bin", sizeof(data_a) - strlen(data_a) - 1);
 	CU_ASSERT_EQUAL_FATAL(spec_load(&s, (const char *const[]){ path }, 1, NULL, &err), 0);
-	/* inc/a, 2 glob (a.bin, b.bin; c.txt not matched), 1 manifest (match a.*), 3 absent, 1 literal */
-	CU_ASSERT_EQUAL(s.n_checks, 8);
+	/* inc/a, 2 glob (a.bin, b.bin; c.txt not matched), 1 manifest (match a.*), 3 absent, 1 literal,
+	 * 2 tensors */
+	CU_ASSERT_EQUAL(s.n_checks, 10);
+	c = find_check(&s, "good/tensor/expected");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(check_param_str(c, "blocks", ""), "expected");
+	CU_ASSERT_PTR_NOT_NULL(find_check(&s, "good/tensor/blocks"));
+	CU_ASSERT_PTR_NULL(find_check(&s, "good/tensor/input"));
 	CU_ASSERT_STRING_EQUAL(s.checks[0].id, "inc/a"); /* includes come first */
 
 	c = find_check(&s, "inc/a");

@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "yaml_json.h"
 
 /* Deeper nesting than any spec or manifest needs; also stops alias cycles. */
 #define YAML_MAX_DEPTH 64
+/* Far above the largest manifest (~60k nodes); stops alias "billion laughs". */
+#define YAML_MAX_NODES 1000000
 
 void ymarks_init(struct ymarks *m, const char *file)
 {
@@ -115,10 +118,13 @@ int ydoc_load(struct ydoc *d, const char *path, infer_error *err)
 {
 	yaml_parser_t p;
 	yaml_document_t extra;
+	struct stat st;
 	FILE *f;
 	int rc = 0;
 
 	memset(d, 0, sizeof(*d));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return infer_error_set(err, INFER_E_IO, -1, "%s: is a directory, not a YAML file", path);
 	f = fopen(path, "rb");
 	if (!f)
 		return infer_error_set(err, INFER_E_IO, -1, "%s: cannot open: %s", path, strerror(errno));
@@ -359,6 +365,11 @@ fail:
 static json_t *node_to_json(struct ydoc *d, yaml_node_t *n, struct yconv *cv, int depth,
 			    infer_error *err)
 {
+	if (cv && ++cv->n_nodes > YAML_MAX_NODES) {
+		infer_error_set(err, INFER_E_FORMAT, -1, "%s:%d:%d: more than %d nodes (alias expansion?)",
+				cv->file ? cv->file : "?", ynode_mark(n).line, ynode_mark(n).col, YAML_MAX_NODES);
+		return NULL;
+	}
 	if (depth > YAML_MAX_DEPTH) {
 		infer_error_set(err, INFER_E_FORMAT, -1, "%s:%d:%d: nesting deeper than %d (alias cycle?)",
 				cv && cv->file ? cv->file : "?", ynode_mark(n).line, ynode_mark(n).col,

@@ -50,6 +50,7 @@ struct yconv {
 	struct ymarks *marks;  /* may be NULL */
 	yaml_subst_fn subst;   /* may be NULL */
 	void *ctx;
+	size_t n_nodes;        /* converted so far: aliases cannot blow up memory */
 };
 
 /* A loaded document: keep it while converting its nodes. */

@@ -376,6 +376,81 @@ static void req_free(struct req *rq)
 		free(rq->stop[i]);
 }
 
+/* The whole body to a validated request; on -1 nothing is left allocated in
+ * rq and e holds the 400 reply. */
+static int parse_body(int completions, const char *body, size_t n,
+		      const infer_server_engine *en, struct req *rq, struct perr *e)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &jerr);
+	int bad;
+
+	if (!o)
+		return perr_set(e, NULL, "malformed JSON at line %d column %d (byte %d): %s",
+				jerr.line, jerr.column, jerr.position, jerr.text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return perr_set(e, NULL, "request body must be a JSON object");
+	}
+	infer_sampler_params_default(&rq->sp);
+	bad = completions ? parse_completions(o, rq, en, e) : parse_generate(o, rq, en, e);
+	json_decref(o);
+	if (bad) {
+		req_free(rq);
+		memset(rq, 0, sizeof(*rq));
+	}
+	return bad;
+}
+
+static void req_params(const struct req *rq, infer_gen_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->prompt = rq->prompt;
+	p->chat = rq->chat;
+	p->max_tokens = rq->max_tokens;
+	p->sampling = rq->sp;
+	p->stop = (const char *const *)rq->stop;
+	p->n_stop = rq->n_stop;
+}
+
+struct infer_server_request {
+	struct req rq;
+};
+
+int infer_server_parse_request(const infer_server_engine *e, int completions, const char *body,
+			       size_t n, infer_server_request **out, infer_error *err)
+{
+	struct infer_server_request *r = calloc(1, sizeof(*r));
+	struct perr pe = { 0 };
+
+	*out = NULL;
+	if (!r)
+		return infer_error_set(err, INFER_E_NOMEM, -1, "out of memory");
+	if (parse_body(completions, body, n, e, &r->rq, &pe)) {
+		free(r);
+		if (pe.param[0])
+			return infer_error_set(err, INFER_E_FORMAT, -1, "%s: %s", pe.param, pe.msg);
+		return infer_error_set(err, INFER_E_FORMAT, -1, "%s", pe.msg);
+	}
+	*out = r;
+	return 0;
+}
+
+void infer_server_request_params(const infer_server_request *r, infer_gen_params *p, int *stream)
+{
+	req_params(&r->rq, p);
+	if (stream)
+		*stream = r->rq.stream;
+}
+
+void infer_server_request_free(infer_server_request *r)
+{
+	if (!r)
+		return;
+	req_free(&r->rq);
+	free(r);
+}
+
 /* ---- responses ------------------------------------------------------------ */
 
 static json_t *error_json(int status, const char *param, const char *msg)
@@ -671,12 +746,7 @@ static void job_run(struct infer_server *srv, struct job *j)
 	infer_error err = { 0 };
 	int rc;
 
-	p.prompt = j->rq.prompt;
-	p.chat = j->rq.chat;
-	p.max_tokens = j->rq.max_tokens;
-	p.sampling = j->rq.sp;
-	p.stop = (const char *const *)j->rq.stop;
-	p.n_stop = j->rq.n_stop;
+	req_params(&j->rq, &p);
 	rc = srv->e.generate(srv->e.user, &p, on_token, j, &r, &err);
 	pthread_mutex_lock(&srv->mu);
 	if (!rc && r.finish_reason && !strcmp(r.finish_reason, "cancelled"))
@@ -815,28 +885,12 @@ static enum MHD_Result respond_plain(struct MHD_Connection *c, struct job *j)
 static enum MHD_Result handle_generate(struct infer_server *srv, struct MHD_Connection *c,
 				       struct conn *cn)
 {
-	json_error_t jerr;
-	json_t *o = json_loadb(cn->body.p ? cn->body.p : "", cn->body.n, JSON_REJECT_DUPLICATES, &jerr);
 	struct req rq = { 0 };
 	struct perr e = { 0 };
 	struct job *j;
-	int bad;
 
-	if (!o)
-		return respond_error(c, 400, NULL, "malformed JSON at line %d column %d (byte %d): %s",
-				     jerr.line, jerr.column, jerr.position, jerr.text);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return respond_error(c, 400, NULL, "request body must be a JSON object");
-	}
-	infer_sampler_params_default(&rq.sp);
-	bad = cn->route == R_GENERATE ? parse_generate(o, &rq, &srv->e, &e) :
-					parse_completions(o, &rq, &srv->e, &e);
-	json_decref(o);
-	if (bad) {
-		req_free(&rq);
+	if (parse_body(cn->route == R_COMPLETIONS, cn->body.p, cn->body.n, &srv->e, &rq, &e))
 		return respond_error(c, 400, e.param[0] ? e.param : NULL, "%s", e.msg);
-	}
 	j = job_new(srv, &rq);
 	if (!j) {
 		req_free(&rq);

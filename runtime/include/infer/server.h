@@ -60,4 +60,17 @@ uint64_t infer_server_cancelled(const infer_server *s);
 /* Cancels what runs, fails what waits, joins every thread and frees s. */
 void infer_server_stop(infer_server *s);
 
+/* A request body parsed and validated exactly as POST /v1/generate
+ * (completions = 0) or /v1/completions does before queueing it; separate so
+ * the fuzzer and tests reach the parser without HTTP. On error returns
+ * INFER_E_FORMAT with the 400 reply's message ("field: what" when a field is
+ * at fault) in err->msg and sets *out to NULL. */
+typedef struct infer_server_request infer_server_request;
+
+int infer_server_parse_request(const infer_server_engine *e, int completions, const char *body,
+			       size_t n, infer_server_request **out, infer_error *err);
+/* p's strings point into r and live until infer_server_request_free(r). */
+void infer_server_request_params(const infer_server_request *r, infer_gen_params *p, int *stream);
+void infer_server_request_free(infer_server_request *r);
+
 #endif

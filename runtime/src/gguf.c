@@ -790,6 +790,7 @@ static int get_typed(const gguf_file *f, const char *key, enum gguf_vtype want,
 {
 	const gguf_kv *kv = gguf_find_kv(f, key);
 
+	*out = NULL; /* gcc -O3 cannot see that every error path returns non-zero */
 	if (!kv)
 		return infer_error_set(err, GGUF_E_KEY, -1, "key '%s' not found", key);
 	if (kv->type != want)

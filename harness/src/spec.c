@@ -513,99 +513,108 @@ static int expand_tensors(struct file_ctx *fc, const json_t *ex, const json_t *t
 }
 
 /* Builds the list of "each" objects for a check's expand: block. */
+/* One "each" per file of a glob, sorted (glob's order). */
+static int expand_glob(struct file_ctx *fc, const json_t *ex, const char *match, json_t *out)
+{
+	const char *g = json_string_value(json_object_get(ex, "glob"));
+	char *pat = path_join(fc->dir, g);
+	glob_t gl;
+	size_t i;
+	int rc = pat ? glob(pat, 0, NULL, &gl) : GLOB_NOSPACE;
+
+	free(pat);
+	if (rc == GLOB_NOMATCH || (rc == 0 && gl.gl_pathc == 0)) {
+		if (rc == 0)
+			globfree(&gl);
+		return fail_at(fc, ymarks_val(&fc->marks, ex, "glob"), "glob '%s' matches no file", g);
+	}
+	if (rc)
+		return fail_at(fc, ymarks_val(&fc->marks, ex, "glob"), "glob '%s' failed", g);
+	for (i = 0; i < gl.gl_pathc; i++) {
+		json_t *e = each_for_path(gl.gl_pathv[i]);
+
+		if (match && fnmatch(match, json_string_value(json_object_get(e, "file")), 0))
+			json_decref(e);
+		else
+			json_array_append_new(out, e);
+	}
+	globfree(&gl);
+	return 0;
+}
+
+/* The "each" of one manifest entry: the file's path/file/stem, every scalar
+ * field as ${each.<field>}, and the whole entry for the kind. */
+static json_t *each_for_entry(const char *mdir, const char *file, json_t *ent)
+{
+	char *p = path_join(mdir, file);
+	const char *k;
+	json_t *v, *e;
+
+	if (!p)
+		return NULL;
+	e = each_for_path(p);
+	free(p);
+	json_object_foreach(ent, k, v)
+		if (!json_is_object(v) && !json_is_array(v) && !json_object_get(e, k))
+			json_object_set(e, k, v);
+	json_object_set(e, "entry", ent);
+	return e;
+}
+
+/* One "each" per entry of a manifest's list (default "files"). */
+static int expand_manifest(struct file_ctx *fc, const json_t *ex, const char *match, json_t *out)
+{
+	const char *list = json_string_value(json_object_get(ex, "list"));
+	const char *fkey = json_string_value(json_object_get(ex, "file_key"));
+	struct ymark m = ymarks_val(&fc->marks, ex, "manifest");
+	char *mpath = path_join(fc->dir, json_string_value(json_object_get(ex, "manifest")));
+	char *mdir = mpath ? dir_of(mpath) : NULL;
+	json_t *doc = NULL, *arr = NULL, *ent;
+	size_t i;
+	int rc = 0;
+
+	if (!list)
+		list = "files";
+	if (!fkey)
+		fkey = "file";
+	if (!mpath || !mdir)
+		rc = infer_error_set(fc->L->err, INFER_E_NOMEM, -1, "out of memory");
+	else if (!file_exists(mpath))
+		rc = fail_at(fc, m, "manifest not found: %s", mpath);
+	else if (!(doc = yaml_load_json(mpath, fc->L->err)))
+		rc = fc->L->err->code;
+	else if (!json_is_array(arr = json_object_get(doc, list)))
+		rc = fail_at(fc, m, "manifest %s has no list '%s'", mpath, list);
+	json_array_foreach(rc ? NULL : arr, i, ent) {
+		const char *file = json_string_value(json_object_get(ent, fkey));
+
+		if (!json_is_object(ent) || !file) {
+			rc = fail_at(fc, m, "manifest %s: entry %zu has no '%s' string", mpath, i, fkey);
+			break;
+		}
+		if (!match || !fnmatch(match, file, 0))
+			json_array_append_new(out, each_for_entry(mdir, file, ent));
+	}
+	json_decref(doc);
+	free(mpath);
+	free(mdir);
+	return rc;
+}
+
+/* Builds the list of "each" objects for a check's expand: block (exactly
+ * one source: validate_template checked). */
 static int expand_list(struct file_ctx *fc, const json_t *ex, json_t **items)
 {
-	const json_t *g = json_object_get(ex, "glob"), *m = json_object_get(ex, "manifest");
-	const json_t *t = json_object_get(ex, "tensors");
 	const char *match = json_string_value(json_object_get(ex, "match"));
-	json_t *out = json_array();
+	const json_t *t = json_object_get(ex, "tensors");
 
-	*items = out;
-	if (g) {
-		char *pat = path_join(fc->dir, json_string_value(g));
-		glob_t gl;
-		size_t i;
-		int rc = pat ? glob(pat, 0, NULL, &gl) : GLOB_NOSPACE;
-
-		free(pat);
-		if (rc == GLOB_NOMATCH || (rc == 0 && gl.gl_pathc == 0)) {
-			if (rc == 0)
-				globfree(&gl);
-			return fail_at(fc, ymarks_val(&fc->marks, ex, "glob"), "glob '%s' matches no file",
-				       json_string_value(g));
-		}
-		if (rc)
-			return fail_at(fc, ymarks_val(&fc->marks, ex, "glob"), "glob failed");
-		for (i = 0; i < gl.gl_pathc; i++) {
-			json_t *e = each_for_path(gl.gl_pathv[i]);
-
-			if (match && fnmatch(match, json_string_value(json_object_get(e, "file")), 0)) {
-				json_decref(e);
-				continue;
-			}
-			json_array_append_new(out, e);
-		}
-		globfree(&gl);
-		return 0;
-	}
-	if (m) {
-		const char *list = json_string_value(json_object_get(ex, "list"));
-		const char *fkey = json_string_value(json_object_get(ex, "file_key"));
-		char *mpath = path_join(fc->dir, json_string_value(m)), *mdir;
-		json_t *doc, *arr, *ent;
-		size_t i;
-
-		if (!mpath)
-			return infer_error_set(fc->L->err, INFER_E_NOMEM, -1, "out of memory");
-		if (!file_exists(mpath)) {
-			fail_at(fc, ymarks_val(&fc->marks, ex, "manifest"), "manifest not found: %s", mpath);
-			free(mpath);
-			return fc->L->err->code;
-		}
-		doc = yaml_load_json(mpath, fc->L->err);
-		mdir = dir_of(mpath);
-		free(mpath);
-		if (!doc) {
-			free(mdir);
-			return fc->L->err->code;
-		}
-		arr = json_object_get(doc, list ? list : "files");
-		if (!json_is_array(arr)) {
-			json_decref(doc);
-			free(mdir);
-			return fail_at(fc, ymarks_val(&fc->marks, ex, "manifest"),
-				       "manifest has no list '%s'", list ? list : "files");
-		}
-		json_array_foreach(arr, i, ent) {
-			const char *file = json_string_value(json_object_get(ent, fkey ? fkey : "file"));
-			const char *k;
-			json_t *v, *e;
-			char *p;
-
-			if (!json_is_object(ent) || !file) {
-				json_decref(doc);
-				free(mdir);
-				return fail_at(fc, ymarks_val(&fc->marks, ex, "manifest"),
-					       "manifest entry %zu has no '%s' string", i, fkey ? fkey : "file");
-			}
-			if (match && fnmatch(match, file, 0))
-				continue;
-			p = path_join(mdir, file);
-			e = each_for_path(p);
-			free(p);
-			/* Every scalar field of the entry is available as ${each.<field>}. */
-			json_object_foreach(ent, k, v)
-				if (!json_is_object(v) && !json_is_array(v) && !json_object_get(e, k))
-					json_object_set(e, k, v);
-			json_object_set(e, "entry", ent);
-			json_array_append_new(out, e);
-		}
-		json_decref(doc);
-		free(mdir);
-		return 0;
-	}
+	*items = json_array();
+	if (json_object_get(ex, "glob"))
+		return expand_glob(fc, ex, match, *items);
+	if (json_object_get(ex, "manifest"))
+		return expand_manifest(fc, ex, match, *items);
 	if (t)
-		return expand_tensors(fc, ex, t, match, out);
+		return expand_tensors(fc, ex, t, match, *items);
 	return fail_at(fc, ymarks_node(&fc->marks, ex), "'expand' needs 'glob', 'manifest' or 'tensors'");
 }
 

@@ -166,10 +166,27 @@ json_t *run_metadata(void)
 	return m;
 }
 
-static json_t *result_json(const struct check *c, const char *backend, const struct check_result *r)
+/* Messages may quote bytes from a hostile file (a GGUF key): JSON needs
+ * UTF-8, so anything else becomes '?' rather than losing the result. */
+static void utf8_sanitize(char *s)
+{
+	json_t *probe = json_string(s);
+	unsigned char *p;
+
+	if (probe) {
+		json_decref(probe);
+		return;
+	}
+	for (p = (unsigned char *)s; *p; p++)
+		if (*p >= 0x80)
+			*p = '?';
+}
+
+static json_t *result_json(const struct check *c, const char *backend, struct check_result *r)
 {
 	json_t *details = r->details ? json_incref(r->details) : json_object();
 
+	utf8_sanitize(r->message);
 	/* The tolerance is part of what a reader needs to judge a result. */
 	if (c->tolerance && !json_object_get(details, "tolerance"))
 		json_object_set(details, "tolerance", c->tolerance);
@@ -312,6 +329,7 @@ json_t *run_checks(const struct spec *s, const struct run_options *o)
 			continue;
 		for (b = 0; b < 2; b++) {
 			struct check_result r;
+			json_t *rj;
 
 			if (!run_backend_selected(c, all_backends[b], o))
 				continue;
@@ -320,7 +338,14 @@ json_t *run_checks(const struct spec *s, const struct run_options *o)
 			done++;
 			bad += r.status == CHECK_FAIL || r.status == CHECK_ERROR;
 			log_result(o, c, all_backends[b], &r);
-			json_array_append_new(results, result_json(c, all_backends[b], &r));
+			rj = result_json(c, all_backends[b], &r);
+			/* Never lose a result: one that cannot be encoded is an error. */
+			if (!rj)
+				rj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:[], s:{}}", "id",
+					       "(id not valid UTF-8)", "suite", "?", "kind", "?", "backend",
+					       all_backends[b], "status", "error", "duration_s", r.duration_s,
+					       "message", "result could not be encoded as JSON", "tags", "details");
+			json_array_append_new(results, rj);
 			json_decref(r.details);
 		}
 	}

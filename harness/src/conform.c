@@ -298,12 +298,16 @@ static int cmd_merge(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	int i;
+
 	if (argc < 2)
 		return usage_error("%s", "missing command (run, list, merge)");
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	/* --help anywhere ("conform run --help") prints the usage. */
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || (i == 1 && !strcmp(argv[i], "help"))) {
+			fputs(usage, stdout);
+			return 0;
+		}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc, argv);
 	if (!strcmp(argv[1], "list"))

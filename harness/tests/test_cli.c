@@ -15,6 +15,7 @@
 
 #include "infer/backend.h"
 #include "infer/gguf.h"
+#include "report/report.h"
 
 static char src_dir[1024], conform[1200], tmp_dir[64] = "/tmp/conform-cli-XXXXXX";
 static char out[1 << 16];
@@ -163,6 +164,9 @@ static void test_pass_and_cuda_skip(void)
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(doc, "results")), 16); /* 8 files x cpu, cuda */
 	CU_ASSERT_EQUAL(count_status(doc, "cpu", "pass"), 8);
 	CU_ASSERT_PTR_NOT_NULL(json_object_get(json_object_get(doc, "run"), "started"));
+	/* the document conform wrote satisfies the report writers' schema check */
+	CU_ASSERT_EQUAL(report_validate(doc, &e), 0);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "schema")), "conform-report/1");
 	if (!infer_backend_available("cuda", &e)) {
 		/* never a pass without a GPU: skipped, with the reason */
 		CU_ASSERT_EQUAL(count_status(doc, "cuda", "skip"), 8);

@@ -138,3 +138,171 @@ int cuda_attention_cache(const float *q, const float *kc, const float *vc, float
 	CK_LAUNCH("attention_kernel");
 	return 0;
 }
+
+/* ---- split-key attention (decode and prefill over the KV cache) -----------
+ * Lanes own keys for the scores (each lane a whole q.k dot with 16-byte
+ * loads) and own dimensions for the values (coalesced rows), so a warp
+ * consumes 32 keys per step; 4 warps per block; the keys of one query are
+ * further split over `nsplit` blocks (flash-decoding) whose partial (max,
+ * sum, accumulator) triples a second kernel merges. The split count is fixed
+ * when a graph is captured; each block derives its key range from the
+ * position read on the device. */
+#define AS_WARPS 4
+
+template <int HDIM>
+static __global__ void __launch_bounds__(AS_WARPS * 32)
+	attn_split_kernel(const float *__restrict__ q, const float *__restrict__ kc,
+			  const float *__restrict__ vc, float *__restrict__ out,
+			  float *__restrict__ part, int n_head, int n_head_kv,
+			  const int32_t *__restrict__ dpos, float scale)
+{
+	constexpr int R = HDIM / 32;
+	__shared__ float4 qs4[HDIM / 4];
+	__shared__ float wm[AS_WARPS], wl[AS_WARPS], wacc[AS_WARPS][HDIM];
+	const int h = blockIdx.x, sp = blockIdx.z, nsplit = gridDim.z;
+	const int64_t t = blockIdx.y;
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	const int hk = h / (n_head / n_head_kv);
+	const int64_t kv_stride = (int64_t)n_head_kv * HDIM;
+	const int64_t n_vis = (int64_t)dpos[0] + t + 1;
+	const int64_t per = (n_vis + nsplit - 1) / nsplit;
+	const int64_t j0 = sp * per, j1 = j0 + per < n_vis ? j0 + per : n_vis;
+	const float *qh = q + (t * n_head + h) * HDIM;
+	const float *kb = kc + (int64_t)hk * HDIM, *vb = vc + (int64_t)hk * HDIM;
+	float acc[R], m = -INFINITY, l = 0.0f;
+
+	for (int i = threadIdx.x; i < HDIM / 4; i += blockDim.x)
+		qs4[i] = ((const float4 *)qh)[i];
+	for (int r = 0; r < R; r++)
+		acc[r] = 0.0f;
+	__syncthreads();
+	for (int64_t c = j0 + warp * 32; c < j1; c += AS_WARPS * 32) {
+		int64_t j = c + lane;
+		float s = -INFINITY;
+		if (j < j1) {
+			const float4 *kr = (const float4 *)(kb + j * kv_stride);
+			float d = 0.0f;
+#pragma unroll
+			for (int i = 0; i < HDIM / 4; i++) {
+				float4 a = __ldg(kr + i), b = qs4[i];
+				d += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+			}
+			s = d * scale;
+		}
+		float cm = s;
+		for (int o = 16; o > 0; o >>= 1)
+			cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, o));
+		float mnew = fmaxf(m, cm);
+		float p = j < j1 ? expf(s - mnew) : 0.0f;
+		float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
+		float ps = p;
+		for (int o = 16; o > 0; o >>= 1)
+			ps += __shfl_xor_sync(0xffffffffu, ps, o);
+		l = l * corr + ps;
+		m = mnew;
+		for (int r = 0; r < R; r++)
+			acc[r] *= corr;
+		int nk = j1 - c < 32 ? (int)(j1 - c) : 32;
+		const float *vr = vb + c * kv_stride + lane;
+#pragma unroll 8
+		for (int jj = 0; jj < nk; jj++) {
+			float pj = __shfl_sync(0xffffffffu, p, jj);
+			for (int r = 0; r < R; r++)
+				acc[r] += pj * __ldg(vr + jj * kv_stride + 32 * r);
+		}
+	}
+	if (lane == 0) {
+		wm[warp] = m;
+		wl[warp] = l;
+	}
+	for (int r = 0; r < R; r++)
+		wacc[warp][lane + 32 * r] = acc[r];
+	__syncthreads();
+	if (warp)
+		return;
+	float M = -INFINITY, L = 0.0f;
+	for (int w = 0; w < AS_WARPS; w++)
+		M = fmaxf(M, wm[w]);
+	float o[R];
+	for (int r = 0; r < R; r++)
+		o[r] = 0.0f;
+	for (int w = 0; w < AS_WARPS; w++) {
+		if (wm[w] == -INFINITY)
+			continue;
+		float f = expf(wm[w] - M);
+		L += wl[w] * f;
+		for (int r = 0; r < R; r++)
+			o[r] += wacc[w][lane + 32 * r] * f;
+	}
+	if (nsplit == 1) {
+		float *oh = out + (t * n_head + h) * HDIM;
+		for (int r = 0; r < R; r++)
+			oh[lane + 32 * r] = o[r] / L;
+		return;
+	}
+	float *pp = part + ((t * n_head + h) * nsplit + sp) * (HDIM + 2);
+	if (lane == 0) {
+		pp[0] = M;
+		pp[1] = L;
+	}
+	for (int r = 0; r < R; r++)
+		pp[2 + lane + 32 * r] = o[r];
+}
+
+// Merges the splits of one (token, head): one warp.
+template <int HDIM>
+static __global__ void attn_merge_kernel(const float *__restrict__ part, float *__restrict__ out,
+					 int nsplit)
+{
+	constexpr int R = HDIM / 32;
+	const int lane = threadIdx.x;
+	const float *pp = part + (int64_t)blockIdx.x * nsplit * (HDIM + 2);
+	float M = -INFINITY, L = 0.0f, o[R];
+
+	for (int s = 0; s < nsplit; s++)
+		M = fmaxf(M, pp[s * (HDIM + 2)]);
+	for (int r = 0; r < R; r++)
+		o[r] = 0.0f;
+	for (int s = 0; s < nsplit; s++) {
+		const float *ps = pp + s * (HDIM + 2);
+		if (ps[0] == -INFINITY)
+			continue;
+		float f = expf(ps[0] - M);
+		L += ps[1] * f;
+		for (int r = 0; r < R; r++)
+			o[r] += ps[2 + lane + 32 * r] * f;
+	}
+	for (int r = 0; r < R; r++)
+		out[(int64_t)blockIdx.x * HDIM + lane + 32 * r] = o[r] / L;
+}
+
+int cuda_attention_split(const float *q, const float *kc, const float *vc, float *out,
+			 float *part, int64_t head_dim, int64_t n_head, int64_t n_head_kv,
+			 int64_t n_tokens, int nsplit, const int32_t *dpos, float scale,
+			 cudaStream_t s, infer_error *err)
+{
+	if (head_dim != 64 && head_dim != 128)
+		return cuda_attention_cache(q, kc, vc, out, head_dim, n_head, n_head_kv, n_tokens, dpos,
+					    scale, s, err);
+	if (nsplit < 1 || (nsplit > 1 && !part))
+		return cu_err(err, INFER_E_ARG, "cuda attention: bad split count %d", nsplit);
+	dim3 grid((unsigned)n_head, (unsigned)n_tokens, (unsigned)nsplit);
+	if (head_dim == 64)
+		attn_split_kernel<64><<<grid, AS_WARPS * 32, 0, s>>>(q, kc, vc, out, part, (int)n_head,
+								      (int)n_head_kv, dpos, scale);
+	else
+		attn_split_kernel<128><<<grid, AS_WARPS * 32, 0, s>>>(q, kc, vc, out, part, (int)n_head,
+								       (int)n_head_kv, dpos, scale);
+	g_cuda_launches++;
+	CK_LAUNCH("attn_split_kernel");
+	if (nsplit == 1)
+		return 0;
+	unsigned rows = (unsigned)(n_tokens * n_head);
+	if (head_dim == 64)
+		attn_merge_kernel<64><<<rows, 32, 0, s>>>(part, out, nsplit);
+	else
+		attn_merge_kernel<128><<<rows, 32, 0, s>>>(part, out, nsplit);
+	g_cuda_launches++;
+	CK_LAUNCH("attn_merge_kernel");
+	return 0;
+}

@@ -40,6 +40,7 @@ struct cuda_state {
 	int32_t cap;           // tokens the activation buffers hold
 	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *sw, *logits;
 	int32_t *d_tok, *d_pos;
+	float *attn_part;      // split-key attention partials (n <= 16 tokens)
 	void *wscratch, *xscratch; // cuBLAS path: f16 weights and activations
 	size_t wscratch_n, xscratch_n;
 	float *host;           // tap staging buffer
@@ -65,6 +66,27 @@ static __global__ void bias_kernel(float *__restrict__ x, const float *__restric
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		x[i] = x[i] + b[i % dim];
+}
+
+// Splits of the keys per query: enough blocks to fill the GPU when few
+// tokens are evaluated (decode), one split for batches.
+#define ATT_MAX_SPLIT 16
+static int attn_splits(const cuda_state *st, int32_t n)
+{
+	int64_t blocks = (int64_t)st->hp->n_head * n, sp = cdiv(264, blocks);
+
+	if (n > 16 || sp < 1)
+		return 1;
+	return sp > ATT_MAX_SPLIT ? ATT_MAX_SPLIT : (int)sp;
+}
+
+static int attend(cuda_state *st, const float *kc, const float *vc, int32_t n, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+
+	return cuda_attention_split(st->q, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
+				    hp->n_head_kv, n, attn_splits(st, n), st->d_pos,
+				    1.0f / sqrtf((float)hp->head_dim), st->s, err);
 }
 
 static int launch_add(cuda_state *st, float *x, const float *y, int64_t n, infer_error *err)
@@ -248,8 +270,7 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	    (rc = tap(tp, "Kcur", il, st->k, st->kv_dim, err)) ||
 	    (rc = tap(tp, "Vcur", il, st->v, st->kv_dim, err)))
 		return rc;
-	if ((rc = cuda_attention_cache(st->q, kc, vc, st->a, hp->head_dim, hp->n_head, hp->n_head_kv,
-				       n, st->d_pos, 1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
+	if ((rc = attend(st, kc, vc, n, err)) ||
 	    (rc = tap(tp, "kqv_out", il, st->a, st->q_dim, err)) ||
 	    (rc = matmul(st, &L->wo, st->a, n, st->o, NULL, err)) ||
 	    (rc = launch_add(st, st->x, st->o, (int64_t)n * E, err)) ||
@@ -293,8 +314,7 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 	    (rc = cuda_rope_store(st->q, st->k, st->v, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
 				  hp->n_head_kv, 1, hp->n_rot, hp->rope_freq_base, hp->rope_neox,
 				  st->s, err)) ||
-	    (rc = cuda_attention_cache(st->q, kc, vc, st->a, hp->head_dim, hp->n_head, hp->n_head_kv,
-				       1, st->d_pos, 1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
+	    (rc = attend(st, kc, vc, 1, err)) ||
 	    (rc = cuda_matvec1(L->wo.type, L->wo.d, NULL, L->wo.K, L->wo.M, st->a, NULL, 0, NULL,
 			       st->x, 1, st->s, err)) ||
 	    (rc = cuda_matvec1(L->gate.type, L->gate.d, L->up.d, L->gate.K, L->gate.M, st->x,
@@ -466,6 +486,7 @@ static void cuda_free_state(void *state)
 	cudaFree(st->vc);
 	cudaFree(st->wscratch);
 	cudaFree(st->xscratch);
+	cudaFree(st->attn_part);
 	if (st->s)
 		cudaStreamDestroy(st->s);
 	free(st->host);
@@ -534,7 +555,9 @@ static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, 
 	if (upload_model(st, err))
 		goto fail;
 	if (cudaMalloc((void **)&st->kc, kvb) != cudaSuccess ||
-	    cudaMalloc((void **)&st->vc, kvb) != cudaSuccess) {
+	    cudaMalloc((void **)&st->vc, kvb) != cudaSuccess ||
+	    cudaMalloc((void **)&st->attn_part, (size_t)16 * hp->n_head * ATT_MAX_SPLIT *
+						 (hp->head_dim + 2) * 4) != cudaSuccess) {
 		cu_err(err, INFER_E_DEVICE, "cudaMalloc(KV cache of %zu bytes x2) failed (%s:%d)", kvb,
 		       __FILE__, __LINE__);
 		goto fail;

@@ -71,6 +71,13 @@ int cuda_attention(const float *q, const float *k, const float *v, float *out,
 int cuda_attention_cache(const float *q, const float *kc, const float *vc, float *out,
 			 int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
 			 const int32_t *dpos, float scale, cudaStream_t s, infer_error *err);
+/* The fast form: head_dim 64 or 128 (others go to cuda_attention_cache),
+ * keys split over nsplit blocks per query; part holds
+ * n_tokens*n_head*nsplit*(head_dim+2) floats when nsplit > 1. */
+int cuda_attention_split(const float *q, const float *kc, const float *vc, float *out,
+			 float *part, int64_t head_dim, int64_t n_head, int64_t n_head_kv,
+			 int64_t n_tokens, int nsplit, const int32_t *dpos, float scale,
+			 cudaStream_t s, infer_error *err);
 /* RoPE on q and k of n tokens plus the k/v store into the cache at dpos[t]. */
 int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, const int32_t *dpos,
 		    int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,

@@ -220,27 +220,43 @@ static int op_swiglu(const float *gate, const float *up, float *y, int64_t n, in
 	return finish("swiglu", b, names, 3, 2, y, rc, err);
 }
 
+// Runs the production kernel (split-key attention over a cache-layout K/V,
+// as the forward pass does) for head_dim 64/128, the generic one otherwise.
 static int op_attention(const float *q, const float *k, const float *v, float *out,
 			int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
 			int64_t n_kv, int64_t first_query_pos, float scale, infer_error *err)
 {
-	static const char *names[] = { "q", "k", "v", "out" };
-	dbuf b[4] = {};
+	static const char *names[] = { "q", "k", "v", "out", "pos", "partials" };
+	dbuf b[6] = {};
 	int rc = cuda_init(err);
+	int32_t fqp = (int32_t)first_query_pos;
 
 	if (rc)
 		return rc;
 	if (head_dim <= 0 || n_head <= 0 || n_head_kv <= 0 || n_tokens <= 0 || n_kv <= 0)
 		return cu_err(err, INFER_E_ARG, "attention: bad shape");
+	if (n_head % n_head_kv)
+		return cu_err(err, INFER_E_ARG, "attention: n_head %lld not a multiple of n_head_kv %lld",
+			      (long long)n_head, (long long)n_head_kv);
+	if (first_query_pos < 0 || first_query_pos + n_tokens > n_kv)
+		return cu_err(err, INFER_E_ARG,
+			      "attention: queries at %lld..%lld need keys beyond n_kv %lld",
+			      (long long)first_query_pos, (long long)(first_query_pos + n_tokens - 1),
+			      (long long)n_kv);
+	int64_t blocks = n_head * n_tokens, sp = (264 + blocks - 1) / blocks;
+	int nsplit = n_tokens > 16 ? 1 : (int)(sp > 16 ? 16 : sp);
 	size_t qn = (size_t)(head_dim * n_head * n_tokens) * 4;
 	size_t kn = (size_t)(head_dim * n_head_kv * n_kv) * 4;
+	size_t pn = (size_t)(n_tokens * n_head * nsplit * (head_dim + 2)) * 4;
 	if ((rc = dalloc(&b[0], qn, q, err)) || (rc = dalloc(&b[1], kn, k, err)) ||
-	    (rc = dalloc(&b[2], kn, v, err)) || (rc = dalloc(&b[3], qn, NULL, err)))
-		return finish("attention", b, names, 4, 3, NULL, rc, err);
-	rc = cuda_attention((const float *)body(b[0]), (const float *)body(b[1]),
-			    (const float *)body(b[2]), (float *)body(b[3]), head_dim, n_head,
-			    n_head_kv, n_tokens, n_kv, first_query_pos, scale, 0, err);
-	return finish("attention", b, names, 4, 3, out, rc, err);
+	    (rc = dalloc(&b[2], kn, v, err)) || (rc = dalloc(&b[3], qn, NULL, err)) ||
+	    (rc = dalloc(&b[4], 4, &fqp, err)) || (rc = dalloc(&b[5], pn, NULL, err)))
+		return finish("attention", b, names, 6, 3, NULL, rc, err);
+	rc = cuda_attention_split((const float *)body(b[0]), (const float *)body(b[1]),
+				  (const float *)body(b[2]), (float *)body(b[3]), (float *)body(b[5]),
+				  head_dim, n_head, n_head_kv, n_tokens, nsplit,
+				  (const int32_t *)body(b[4]), scale, 0, err);
+	return finish("attention", b, names, 6, 3, out, rc, err);
 }
 
 static const infer_ops g_cuda_ops = {

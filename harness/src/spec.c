@@ -1071,7 +1071,14 @@ int spec_load(struct spec *out, const char *const *paths, int n_paths, const jso
 	json_decref(L.stack);
 	json_decref(L.seen);
 	json_decref(L.ids);
-	if (rc)
+	if (rc) {
+		char *p;
+
 		spec_free(out);
+		/* One line: messages quote spec text, which may hold newlines. */
+		for (p = L.err->msg; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = ' ';
+	}
 	return rc;
 }

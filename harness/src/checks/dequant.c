@@ -30,6 +30,11 @@ static int golden_tensors(const struct check *c, gguf_file *f, const gguf_tensor
 		check_result_set(r, CHECK_ERROR, "golden %s has no tensor '%s'", gguf_path(f), *tb ? ename : bname);
 		return -1;
 	}
+	/* Nothing compared would be a pass that proves nothing. */
+	if ((*te)->n_elements <= 0) {
+		check_result_set(r, CHECK_ERROR, "golden %s: '%s' is empty", gguf_path(f), ename);
+		return -1;
+	}
 	if ((*te)->type != INFER_TYPE_F32 || !(*tb)->data || !(*te)->data) {
 		check_result_set(r, CHECK_ERROR, "golden %s: '%s' must be F32 with data", gguf_path(f), ename);
 		return -1;

@@ -106,6 +106,11 @@ static void *tensor_copy(struct kctx *k, const char *name, uint32_t type, int64_
 				 name, infer_type_name(t->type), infer_type_name(type));
 		return NULL;
 	}
+	/* Nothing compared would be a pass that proves nothing. */
+	if (t->n_elements <= 0 || t->ne[0] <= 0) {
+		check_result_set(k->r, CHECK_ERROR, "golden %s: tensor '%s' is empty", gguf_path(k->f), name);
+		return NULL;
+	}
 	if (n_expect >= 0 && t->n_elements < n_expect) {
 		check_result_set(k->r, CHECK_ERROR, "golden %s: tensor '%s' has %lld elements, need %lld",
 				 gguf_path(k->f), name, (long long)t->n_elements, (long long)n_expect);
@@ -350,8 +355,8 @@ static int op_mul_mat(struct kctx *k, const char *ref)
 
 	if (!x)
 		goto out;
-	if (!tw || !tw->data || tx->ne[0] != tw->ne[0]) {
-		check_result_set(k->r, CHECK_ERROR, "golden %s: in.w missing or K differs from in.x", gguf_path(k->f));
+	if (!tw || !tw->data || tw->n_elements <= 0 || tx->ne[0] != tw->ne[0]) {
+		check_result_set(k->r, CHECK_ERROR, "golden %s: in.w missing, empty, or its K differs from in.x", gguf_path(k->f));
 		goto out;
 	}
 	ncols = kv_i32_array(k, "golden.n_cols", &nn);

@@ -70,6 +70,12 @@ static int check_bad_fixture(const char *name)
 		fprintf(stderr, "\n  %s: got '%s'\n   want '%s...%s...'\n", name, err.msg, want, sub);
 		ok = 0;
 	}
+	for (colon = err.msg; *colon; colon++)
+		if ((unsigned char)*colon < 0x20) {
+			fprintf(stderr, "\n  %s: message is not one line\n", name);
+			ok = 0;
+			break;
+		}
 	if (rc != INFER_E_FORMAT) {
 		fprintf(stderr, "\n  %s: code %d, want INFER_E_FORMAT\n", name, rc);
 		ok = 0;

@@ -10,7 +10,9 @@
 
 /* Called for every intermediate, named as llama.cpp names them:
  * attn_norm-N, Qcur-N, Kcur-N, Vcur-N, kqv_out-N, ffn_inp-N, ffn_out-N, l_out-N,
- * result_norm, result_output. data is [n_tokens][dim] float32 (host memory). */
+ * result_norm, result_output (also embd, ffn_norm-N, ffn_gate-N, ffn_up-N,
+ * ffn_swiglu-N; order in runtime/src/forward.h). data is [n_tokens][dim]
+ * float32 (host memory). */
 typedef void (*infer_tap_fn)(void *user, const char *name, const float *data,
 			     int64_t n_tokens, int64_t dim);
 

@@ -342,7 +342,7 @@ static void run(const struct check *c, const char *backend, struct check_result 
 	compare_kvs(&d, f, json_object_get(entry, "kv"));
 	compare_tensors(&d, f, json_object_get(entry, "tensors"));
 	gguf_close(f);
-	json_object_set(r->details, "mismatches", d.list);
+	json_object_set(r->details, "differences", d.list);
 	if (d.n)
 		check_result_set(r, CHECK_FAIL, "%zu mismatch(es) with ggml's tables: %s", d.n,
 				 json_string_value(json_array_get(d.list, 0)));

@@ -53,6 +53,10 @@ typedef struct infer_forward {
 	uint64_t (*kernel_launches)(const void *state);
 } infer_forward;
 
+/* session.c: the context size a session was created with (generate.c stops
+ * at it instead of failing). */
+int32_t infer_session_n_ctx_internal(const infer_session *s);
+
 /* forward_cpu.c */
 extern const infer_forward infer_forward_cpu;
 

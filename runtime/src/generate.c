@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "forward.h"
 #include "infer/generate.h"
 #include "model_internal.h"
 
@@ -263,6 +264,8 @@ int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb,
 		}
 		if (i + 1 == p->max_tokens)
 			break; /* no logits needed for a token nobody samples */
+		if (infer_session_pos(s) >= infer_session_n_ctx_internal(s))
+			break; /* context full: "length", like max_tokens */
 		if ((rc = infer_session_eval(s, &id, 1, logits, 0, err)))
 			goto out;
 	}

@@ -109,6 +109,11 @@ void infer_session_reset(infer_session *s)
 		s->fw->reset(s->state);
 }
 
+int32_t infer_session_n_ctx_internal(const infer_session *s)
+{
+	return s->n_ctx;
+}
+
 int32_t infer_session_pos(const infer_session *s)
 {
 	return s->pos;

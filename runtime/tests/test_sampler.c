@@ -279,6 +279,29 @@ static void test_generate_stop_and_length(void)
 	infer_gen_result_free(&r);
 }
 
+/* A full context ends generation like max_tokens does, not with an error. */
+static void test_generate_context_full(void)
+{
+	infer_session_opts o = { .n_ctx = 16 };
+	infer_gen_params p = { .prompt = "Write a haiku about moon", .chat = 1, .max_tokens = 100 };
+	infer_error err = { 0 };
+	infer_session *s;
+	infer_gen_result r;
+
+	if (!need_model())
+		return;
+	s = infer_session_new(model, &o, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	infer_sampler_params_default(&p.sampling);
+	p.sampling.temperature = 0;
+	CU_ASSERT_EQUAL_FATAL(infer_generate(s, &p, NULL, NULL, &r, &err), 0);
+	CU_ASSERT_STRING_EQUAL(r.finish_reason, "length");
+	CU_ASSERT_EQUAL(r.n_prompt + r.n_tokens, 17); /* 16 evaluated + the last sampled */
+	CU_ASSERT_STRING_EQUAL(r.text, "the moon\nof a");
+	infer_gen_result_free(&r);
+	infer_session_free(s);
+}
+
 /* Sampling: same seed, same haiku; other seeds, other haiku. */
 static void test_generate_seeds(void)
 {
@@ -408,6 +431,7 @@ int main(void)
 	g = CU_add_suite("generate", gen_setup, gen_teardown);
 	CU_add_test(g, "greedy haiku = golden continuation", test_generate_greedy);
 	CU_add_test(g, "stop string, max tokens, cancel", test_generate_stop_and_length);
+	CU_add_test(g, "context full ends with length", test_generate_context_full);
 	CU_add_test(g, "seeds", test_generate_seeds);
 	CU_add_test(g, "logprob replay", test_generate_logprob_replay);
 	CU_add_test(g, "no tokenizer is an error", test_generate_without_tokenizer);

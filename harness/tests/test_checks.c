@@ -22,7 +22,7 @@
 
 static char src_dir[1024], shared_dir[1100], tmp_dir[256] = "/tmp/conform-checks-XXXXXX";
 static const char *cur_case = ""; /* named in failure messages */
-static char *tmp_files[64];
+static char *tmp_files[128];
 static int n_tmp;
 
 /* ---- file helpers ------------------------------------------------------- */
@@ -50,7 +50,7 @@ static int copy_file(const char *src, const char *dst)
 static void tmp_path(char *out, size_t n, const char *what)
 {
 	snprintf(out, n, "%s/%02d-%s.gguf", tmp_dir, n_tmp, what);
-	if (n_tmp < 64)
+	if (n_tmp < 128)
 		tmp_files[n_tmp++] = strdup(out);
 }
 
@@ -276,6 +276,49 @@ static void test_gguf_parse(void)
 	json_decref(gguf_manifest);
 }
 
+/* Every file ggml accepts (recommended: accept): one flipped bit in its first
+ * key must turn the pass into a fail, whatever the file. */
+static void test_gguf_parse_corpus_bitflips(void)
+{
+	char mpath[PATH_MAX], golden[PATH_MAX], p[PATH_MAX], msg[1024];
+	infer_error err = { 0 };
+	json_t *files, *e, *params;
+	size_t i, n = 0;
+
+	snprintf(mpath, sizeof(mpath), "%s/golden/conformance/gguf/manifest.yaml", src_dir);
+	gguf_manifest = yaml_load_json(mpath, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(gguf_manifest);
+	files = json_object_get(gguf_manifest, "files");
+	json_array_foreach(files, i, e) {
+		const char *file = json_string_value(json_object_get(e, "file"));
+		const gguf_kv *kv;
+		gguf_file *f;
+		long off;
+
+		if (strcmp(json_string_value(json_object_get(e, "recommended")), "accept"))
+			continue;
+		snprintf(golden, sizeof(golden), "%s/golden/conformance/gguf/%s", src_dir, file);
+		cur_case = file;
+		params = json_pack("{s:s, s:O}", "golden", golden, "entry", e);
+		EXPECT_STATUS(run_check("gguf_parse", params, NULL, msg, sizeof(msg)), CHECK_PASS, msg);
+		json_decref(params);
+		f = gguf_open(golden, NULL);
+		kv = f && gguf_n_kv(f) > 0 ? gguf_kv_at(f, 0) : NULL;
+		off = kv && kv->key.len ? (long)(kv->offset + 8 + kv->key.len - 1) : -1;
+		gguf_close(f);
+		if (off < 0)
+			continue;
+		tmp_path(p, sizeof(p), "gguf-corpus-key-bit");
+		CU_ASSERT_FATAL(copy_file(golden, p) == 0 && flip_bit(p, off, 0) == 0);
+		params = json_pack("{s:s, s:O, s:b}", "golden", p, "entry", e, "verify_sha256", 0);
+		EXPECT_STATUS(run_check("gguf_parse", params, NULL, msg, sizeof(msg)), CHECK_FAIL, msg);
+		json_decref(params);
+		n++;
+	}
+	CU_ASSERT(n >= 10); /* the public corpus has 13 valid + a few accepted edge files */
+	json_decref(gguf_manifest);
+}
+
 /* ---- dequant ------------------------------------------------------------ */
 
 static enum check_status dequant_run(const char *path, char *msg, size_t n)
@@ -332,6 +375,41 @@ static void test_dequant(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "'expected'"));
 }
 
+/* Every embedded dequant golden (each type x distribution): passes as is,
+ * fails once expected[n/2] moves by one ulp. */
+static void test_dequant_every_golden_ulp(void)
+{
+	char mpath[PATH_MAX], golden[PATH_MAX], p[PATH_MAX], msg[1024];
+	infer_error err = { 0 };
+	json_t *man, *e;
+	size_t i, n = 0;
+
+	snprintf(mpath, sizeof(mpath), "%s/golden/conformance/dequant/manifest.yaml", src_dir);
+	man = yaml_load_json(mpath, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(man);
+	tmp_path(p, sizeof(p), "dequant-every-ulp"); /* reused for every file */
+	json_array_foreach(json_object_get(man, "files"), i, e) {
+		const char *file = json_string_value(json_object_get(e, "file"));
+		int64_t ne = 0;
+		long off;
+		uint32_t bits;
+
+		snprintf(golden, sizeof(golden), "%s/golden/conformance/dequant/%s", src_dir, file);
+		cur_case = file;
+		EXPECT_STATUS(dequant_run(golden, msg, sizeof(msg)), CHECK_PASS, msg);
+		off = tensor_offset(golden, "expected", &ne);
+		CU_ASSERT_FATAL(off > 0 && ne > 0);
+		off += 4 * (ne / 2);
+		CU_ASSERT_FATAL(copy_file(golden, p) == 0 && read_bytes(p, off, &bits, 4) == 0);
+		bits += 1; /* next float away from zero: one ulp */
+		CU_ASSERT_FATAL(patch_bytes(p, off, &bits, 4) == 0);
+		EXPECT_STATUS(dequant_run(p, msg, sizeof(msg)), CHECK_FAIL, msg);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 224);
+	json_decref(man);
+}
+
 /* ---- kernel ------------------------------------------------------------- */
 
 static enum check_status kernel_run(const char *path, const char *tol, char *msg, size_t n)
@@ -343,8 +421,8 @@ static enum check_status kernel_run(const char *path, const char *tol, char *msg
 	return st;
 }
 
-/* Multiplies the largest-magnitude element of an F32 tensor by 1.01. */
-static int nudge_largest(const char *path, const char *name)
+/* Multiplies the largest-magnitude element of an F32 tensor by factor. */
+static int scale_largest(const char *path, const char *name, float factor)
 {
 	int64_t n = 0, i, best = 0;
 	long off = tensor_offset(path, name, &n);
@@ -359,8 +437,13 @@ static int nudge_largest(const char *path, const char *name)
 		}
 	if (read_bytes(path, off + 4 * best, &v, 4))
 		return -1;
-	v *= 1.01f;
+	v *= factor;
 	return patch_bytes(path, off + 4 * best, &v, 4);
+}
+
+static int nudge_largest(const char *path, const char *name)
+{
+	return scale_largest(path, name, 1.01f);
 }
 
 /* Adds 1.0 to element 0 of an F32 tensor (softmax: the largest logit is in
@@ -403,6 +486,51 @@ static void kernel_case(const char *file, const char *input, enum perturb how, c
 	tmp_path(p, sizeof(p), "kernel-drop");
 	CU_ASSERT_FATAL(drop_tensor(golden, p, "out") == 0);
 	EXPECT_STATUS(kernel_run(p, tol, msg, sizeof(msg)), CHECK_ERROR, msg);
+}
+
+/* The tolerance specs/kernels.yaml gives a golden's op. */
+static const char *kernel_tolerance(const char *file)
+{
+	if (!strncmp(file, "rope_neox.", 10))
+		return strstr(file, "huge") || strstr(file, "sparse") ? "{\"nmse\": 1e-3}" : "{\"nmse\": 1e-7}";
+	if (!strncmp(file, "mul_mat.", 8) || !strncmp(file, "attn_gqa.", 9))
+		return "{\"nmse\": 1e-10}";
+	return "{\"nmse\": 1e-12}";
+}
+
+/* Every kernel golden passes with its spec tolerance, and fails once the
+ * reference's largest element moves by 1 % (for long-position rope, whose
+ * 1e-3 limit accepts ggml's float-theta error of 2 % of max|out| by design:
+ * once it flips sign). */
+static void test_kernel_every_golden(void)
+{
+	char mpath[PATH_MAX], golden[PATH_MAX], p[PATH_MAX], msg[1024];
+	infer_error err = { 0 };
+	json_t *man, *e;
+	size_t i, n = 0;
+	struct stat st;
+
+	snprintf(mpath, sizeof(mpath), "%s/conformance/kernels/manifest.yaml", shared_dir);
+	if (stat(mpath, &st) != 0) {
+		printf("skipped: reference set not found (%s)\n", mpath);
+		return;
+	}
+	man = yaml_load_json(mpath, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(man);
+	tmp_path(p, sizeof(p), "kernel-every-out"); /* reused for every file */
+	json_array_foreach(json_object_get(man, "files"), i, e) {
+		const char *file = json_string_value(json_object_get(e, "file"));
+
+		snprintf(golden, sizeof(golden), "%s/conformance/kernels/%s", shared_dir, file);
+		cur_case = file;
+		EXPECT_STATUS(kernel_run(golden, kernel_tolerance(file), msg, sizeof(msg)), CHECK_PASS, msg);
+		CU_ASSERT_FATAL(copy_file(golden, p) == 0);
+		CU_ASSERT_FATAL(scale_largest(p, "out", strstr(kernel_tolerance(file), "1e-3") ? -1.0f : 1.01f) == 0);
+		EXPECT_STATUS(kernel_run(p, kernel_tolerance(file), msg, sizeof(msg)), CHECK_FAIL, msg);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 65);
+	json_decref(man);
 }
 
 static void test_kernel(void)
@@ -456,8 +584,13 @@ int main(void)
 		return 1;
 	s = CU_add_suite("checks can fail", NULL, NULL);
 	CU_add_test(s, "gguf_parse: pass, then fail on flipped bits and a dropped tensor", test_gguf_parse);
+	CU_add_test(s, "gguf_parse: every accepted corpus file fails with one key bit flipped",
+		    test_gguf_parse_corpus_bitflips);
 	CU_add_test(s, "dequant: pass, then fail on 1 ulp, a block bit, -0.0, a dropped tensor", test_dequant);
+	CU_add_test(s, "dequant: all 224 goldens pass, and fail with one ulp moved", test_dequant_every_golden_ulp);
 	CU_add_test(s, "kernel: pass, then fail on perturbed output/input, error on dropped out", test_kernel);
+	CU_add_test(s, "kernel: all 65 goldens pass, and fail with the largest output moved",
+		    test_kernel_every_golden);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures();

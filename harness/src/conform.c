@@ -2,7 +2,7 @@
  *
  *   conform run SPEC... [--backend cpu|cuda|all] [--filter GLOB] [--set K=V]
  *                       [--report-dir DIR] [--no-skip] [--shard K/N]
- *   conform list SPEC... [--filter GLOB] [--set K=V]
+ *   conform list SPEC... [--filter GLOB] [--set K=V] [--shard K/N]
  *   conform merge DIR... --report-dir OUT
  *   conform --help
  *
@@ -23,7 +23,7 @@
 static const char usage[] =
 	"usage: conform run SPEC... [--backend cpu|cuda|all] [--filter GLOB] [--set K=V]\n"
 	"                           [--report-dir DIR] [--no-skip] [--shard K/N]\n"
-	"       conform list SPEC... [--filter GLOB] [--set K=V]\n"
+	"       conform list SPEC... [--filter GLOB] [--set K=V] [--shard K/N]\n"
 	"       conform merge DIR... --report-dir OUT\n"
 	"       conform --help\n"
 	"\n"
@@ -241,11 +241,13 @@ static int cmd_list(int argc, char **argv)
 	size_t i, n = 0;
 	int rc;
 
-	if ((rc = parse_args(argc, argv, "fs", &c)) || (rc = load(&c, &s))) {
+	if ((rc = parse_args(argc, argv, "fsh", &c)) || (rc = load(&c, &s))) {
 		cli_free(&c);
 		return rc;
 	}
 	o.filter = c.filter;
+	o.shard_k = c.shard_k;
+	o.shard_n = c.shard_n;
 	for (i = 0; i < s.n_checks; i++) {
 		const struct check *k = &s.checks[i];
 		char *b = json_dumps(k->backends, JSON_COMPACT);

@@ -38,6 +38,7 @@ struct cuda_state {
 	float *output_norm;
 	float *kc, *vc;        // [n_layer][n_ctx][kv_dim]
 	int32_t cap;           // tokens the activation buffers hold
+	int32_t logit_rows;    // rows of n_vocab the logits buffer holds
 	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *sw, *logits;
 	int32_t *d_tok, *d_pos;
 	float *attn_part;      // split-key attention partials (n <= 16 tokens)
@@ -130,6 +131,8 @@ static void free_activations(cuda_state *st)
 {
 	float **bufs[] = { &st->x, &st->h, &st->q, &st->k, &st->v, &st->a,
 			   &st->o, &st->g, &st->u, &st->sw, &st->logits };
+
+	st->logit_rows = 0;
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
 		cudaFree(*bufs[i]);
 		*bufs[i] = NULL;
@@ -161,13 +164,29 @@ static int ensure_capacity(cuda_state *st, int32_t n, infer_error *err)
 	struct { float **p; int64_t dim; } b[] = {
 		{ &st->x, E }, { &st->h, E }, { &st->q, st->q_dim }, { &st->k, st->kv_dim },
 		{ &st->v, st->kv_dim }, { &st->a, st->q_dim }, { &st->o, E }, { &st->g, F },
-		{ &st->u, F }, { &st->sw, F }, { &st->logits, hp->n_vocab },
+		{ &st->u, F }, { &st->sw, F },
 	};
 	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
 		CK(cudaMalloc((void **)b[i].p, (size_t)(b[i].dim * n) * 4));
 	CK(cudaMalloc((void **)&st->d_tok, (size_t)n * 4));
 	CK(cudaMalloc((void **)&st->d_pos, (size_t)n * 4));
 	st->cap = n;
+	return 0;
+}
+
+// Logits for `rows` tokens (1 unless all logits or a tap want every row):
+// a 512-token prompt's full logits are 311 MB, so they are only allocated
+// when asked for. Growing invalidates the decode graph.
+static int ensure_logits(cuda_state *st, int32_t rows, infer_error *err)
+{
+	if (rows <= st->logit_rows)
+		return 0;
+	drop_graph(st);
+	CK(cudaStreamSynchronize(st->s));
+	cudaFree(st->logits);
+	st->logits = NULL;
+	CK(cudaMalloc((void **)&st->logits, (size_t)rows * st->hp->n_vocab * 4));
+	st->logit_rows = rows;
 	return 0;
 }
 
@@ -354,6 +373,8 @@ static int forward_body(cuda_state *st, int32_t n, int want_all, int want_logits
 	    (rc = tap(tp, "embd", -1, st->x, E, err)))
 		return rc;
 	if (n == 1 && !tp->fn && want_logits && can_fuse(st)) {
+		if ((rc = ensure_logits(st, 1, err)))
+			return rc;
 		for (int il = 0; il < hp->n_layer; il++)
 			if ((rc = layer_decode(st, il, err)))
 				return rc;
@@ -368,6 +389,8 @@ static int forward_body(cuda_state *st, int32_t n, int want_all, int want_logits
 		return rc;
 	if (!want_logits)
 		return 0;
+	if ((rc = ensure_logits(st, want_all || tp->fn ? n : 1, err)))
+		return rc;
 	if (want_all || tp->fn) {
 		if ((rc = matmul(st, &st->output, st->h, n, st->logits, NULL, err)))
 			return rc;
@@ -435,7 +458,8 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 			      cudaGetErrorString(e1 != cudaSuccess ? e1 : e2 != cudaSuccess ? e2 : e3),
 			      __FILE__, __LINE__);
 	if (n == 1 && !tap_fn && logits) {
-		if (!st->graph && (rc = capture_decode(st, err)))
+		// Buffers first: nothing may be allocated while capturing.
+		if ((rc = ensure_logits(st, 1, err)) || (!st->graph && (rc = capture_decode(st, err))))
 			return rc;
 		CK(cudaGraphLaunch(st->graph, st->s));
 		st->launches += st->graph_kernels;

@@ -804,7 +804,7 @@ static int get_typed(const gguf_file *f, const char *key, enum gguf_vtype want,
 
 int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_UINT32, &kv, err);
 
 	if (!rc)
@@ -814,7 +814,7 @@ int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, infer_error
 
 int gguf_get_i32(const gguf_file *f, const char *key, int32_t *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_INT32, &kv, err);
 
 	if (!rc)
@@ -824,7 +824,7 @@ int gguf_get_i32(const gguf_file *f, const char *key, int32_t *out, infer_error 
 
 int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_UINT64, &kv, err);
 
 	if (!rc)
@@ -834,7 +834,7 @@ int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out, infer_error
 
 int gguf_get_f32(const gguf_file *f, const char *key, float *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_FLOAT32, &kv, err);
 
 	if (!rc)
@@ -844,7 +844,7 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out, infer_error *e
 
 int gguf_get_bool(const gguf_file *f, const char *key, int *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_BOOL, &kv, err);
 
 	if (!rc)
@@ -854,7 +854,7 @@ int gguf_get_bool(const gguf_file *f, const char *key, int *out, infer_error *er
 
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_STRING, &kv, err);
 
 	if (!rc)
@@ -895,7 +895,7 @@ int gguf_get_int(const gguf_file *f, const char *key, int64_t *out, infer_error 
 int gguf_get_arr(const gguf_file *f, const char *key, enum gguf_vtype elem,
 		 const gguf_kv **out, infer_error *err)
 {
-	const gguf_kv *kv;
+	const gguf_kv *kv = NULL;
 	int rc = get_typed(f, key, GGUF_VT_ARRAY, &kv, err);
 
 	if (rc)

@@ -249,7 +249,9 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 		pp[2 + lane + 32 * r] = o[r];
 }
 
-// Merges the splits of one (token, head): one warp.
+// Merges the splits of one (token, head): one warp; lane s reads split s's
+// max and sum (nsplit <= 32), so the loads are issued together, then each
+// lane accumulates its dimensions over the splits.
 template <int HDIM>
 static __global__ void attn_merge_kernel(const float *__restrict__ part, float *__restrict__ out,
 					 int nsplit)
@@ -257,20 +259,21 @@ static __global__ void attn_merge_kernel(const float *__restrict__ part, float *
 	constexpr int R = HDIM / 32;
 	const int lane = threadIdx.x;
 	const float *pp = part + (int64_t)blockIdx.x * nsplit * (HDIM + 2);
-	float M = -INFINITY, L = 0.0f, o[R];
-
-	for (int s = 0; s < nsplit; s++)
-		M = fmaxf(M, pp[s * (HDIM + 2)]);
+	float ms = lane < nsplit ? pp[lane * (HDIM + 2)] : -INFINITY;
+	float ls = lane < nsplit ? pp[lane * (HDIM + 2) + 1] : 0.0f;
+	float M = ms;
+	for (int o = 16; o > 0; o >>= 1)
+		M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+	float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
+	for (int o = 16; o > 0; o >>= 1)
+		L += __shfl_xor_sync(0xffffffffu, L, o);
+	float o[R];
 	for (int r = 0; r < R; r++)
 		o[r] = 0.0f;
-	for (int s = 0; s < nsplit; s++) {
-		const float *ps = pp + s * (HDIM + 2);
-		if (ps[0] == -INFINITY)
-			continue;
-		float f = expf(ps[0] - M);
-		L += ps[1] * f;
+	for (int sp = 0; sp < nsplit; sp++) {
+		float fs = __shfl_sync(0xffffffffu, f, sp);
 		for (int r = 0; r < R; r++)
-			o[r] += ps[2 + lane + 32 * r] * f;
+			o[r] += fs * pp[sp * (HDIM + 2) + 2 + lane + 32 * r];
 	}
 	for (int r = 0; r < R; r++)
 		out[(int64_t)blockIdx.x * HDIM + lane + 32 * r] = o[r] / L;
@@ -284,7 +287,7 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 	if (head_dim != 64 && head_dim != 128)
 		return cuda_attention_cache(q, kc, vc, out, head_dim, n_head, n_head_kv, n_tokens, dpos,
 					    scale, s, err);
-	if (nsplit < 1 || (nsplit > 1 && !part))
+	if (nsplit < 1 || nsplit > 32 || (nsplit > 1 && !part))
 		return cu_err(err, INFER_E_ARG, "cuda attention: bad split count %d", nsplit);
 	dim3 grid((unsigned)n_head, (unsigned)n_tokens, (unsigned)nsplit);
 	if (head_dim == 64)

@@ -25,6 +25,8 @@ struct dmat {
 struct dlayer {
 	float *attn_norm, *ffn_norm, *bq, *bk, *bv;
 	dmat wq, wk, wv, wo, gate, up, down;
+	dmat wqkv;   // q, k, v rows in one matrix when they share a type (decode)
+	float *bqkv; // their biases, concatenated
 };
 
 struct cuda_state {
@@ -42,6 +44,10 @@ struct cuda_state {
 	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *sw, *logits;
 	int32_t *d_tok, *d_pos;
 	float *attn_part;      // split-key attention partials (n <= 16 tokens)
+	double *inv_freq;      // RoPE: base^(-2i/n_rot), computed on the host
+	float *qkv1;           // decode: q | k | v of the one token
+	int32_t *pin_tp;       // pinned: token id and position of a decode step
+	float *pin_logits;     // pinned: one row of logits
 	void *wscratch, *xscratch; // cuBLAS path: f16 weights and activations
 	size_t wscratch_n, xscratch_n;
 	float *host;           // tap staging buffer
@@ -50,6 +56,13 @@ struct cuda_state {
 	uint64_t graph_kernels;
 	uint64_t launches;
 	uint64_t device_bytes;
+	// INFER_CUDA_TIMING=1: GPU time of each decode-graph replay, by events
+	// (printed to stderr when the session ends), to separate device time
+	// from host overhead in benchmarks.
+	int timing;
+	cudaEvent_t ev0, ev1;
+	double graph_ms;
+	uint64_t graph_runs;
 };
 
 /* ---- glue kernels -------------------------------------------------------- */
@@ -283,7 +296,7 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	    (rc = matmul(st, &L->wk, st->h, n, st->k, L->bk, err)) ||
 	    (rc = matmul(st, &L->wv, st->h, n, st->v, L->bv, err)) ||
 	    (rc = cuda_rope_store(st->q, st->k, st->v, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
-				  hp->n_head_kv, n, hp->n_rot, hp->rope_freq_base, hp->rope_neox,
+				  hp->n_head_kv, n, hp->n_rot, st->inv_freq, hp->rope_neox,
 				  st->s, err)) ||
 	    (rc = tap(tp, "Qcur", il, st->q, st->q_dim, err)) ||
 	    (rc = tap(tp, "Kcur", il, st->k, st->kv_dim, err)) ||
@@ -324,16 +337,26 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 	float eps = hp->norm_eps;
 	int rc;
 
-	if ((rc = cuda_matvec1(L->wq.type, L->wq.d, NULL, L->wq.K, L->wq.M, st->x, L->attn_norm, eps,
-			       L->bq, st->q, 0, st->s, err)) ||
-	    (rc = cuda_matvec1(L->wk.type, L->wk.d, NULL, L->wk.K, L->wk.M, st->x, L->attn_norm, eps,
-			       L->bk, st->k, 0, st->s, err)) ||
-	    (rc = cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x, L->attn_norm, eps,
-			       L->bv, st->v, 0, st->s, err)) ||
-	    (rc = cuda_rope_store(st->q, st->k, st->v, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
-				  hp->n_head_kv, 1, hp->n_rot, hp->rope_freq_base, hp->rope_neox,
+	float *q1 = st->qkv1, *k1 = q1 + st->q_dim, *v1 = k1 + st->kv_dim;
+
+	if (L->wqkv.d) {
+		rc = cuda_matvec1(L->wqkv.type, L->wqkv.d, NULL, L->wqkv.K, L->wqkv.M, st->x,
+				  L->attn_norm, eps, L->bqkv, q1, 0, st->s, err);
+	} else {
+		rc = cuda_matvec1(L->wq.type, L->wq.d, NULL, L->wq.K, L->wq.M, st->x, L->attn_norm,
+				  eps, L->bq, q1, 0, st->s, err);
+		rc = rc ? rc : cuda_matvec1(L->wk.type, L->wk.d, NULL, L->wk.K, L->wk.M, st->x,
+					    L->attn_norm, eps, L->bk, k1, 0, st->s, err);
+		rc = rc ? rc : cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x,
+					    L->attn_norm, eps, L->bv, v1, 0, st->s, err);
+	}
+	if (rc ||
+	    (rc = cuda_rope_store(q1, k1, v1, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
+				  hp->n_head_kv, 1, hp->n_rot, st->inv_freq, hp->rope_neox,
 				  st->s, err)) ||
-	    (rc = attend(st, kc, vc, 1, err)) ||
+	    (rc = cuda_attention_split(q1, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
+				       hp->n_head_kv, 1, attn_splits(st, 1), st->d_pos,
+				       1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
 	    (rc = cuda_matvec1(L->wo.type, L->wo.d, NULL, L->wo.K, L->wo.M, st->a, NULL, 0, NULL,
 			       st->x, 1, st->s, err)) ||
 	    (rc = cuda_matvec1(L->gate.type, L->gate.d, L->up.d, L->gate.K, L->gate.M, st->x,
@@ -430,6 +453,40 @@ static int capture_decode(cuda_state *st, infer_error *err)
 	return 0;
 }
 
+// One token, no taps: token and position go through pinned memory, the
+// captured graph runs the whole step, the logits come back pinned.
+static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits,
+		       infer_error *err)
+{
+	int rc;
+
+	// Buffers first: nothing may be allocated while capturing.
+	if ((rc = ensure_logits(st, 1, err)) || (!st->graph && (rc = capture_decode(st, err))))
+		return rc;
+	CK(cudaStreamSynchronize(st->s)); // the pinned slots are free again
+	st->pin_tp[0] = token;
+	st->pin_tp[1] = pos;
+	CK(cudaMemcpyAsync(st->d_tok, &st->pin_tp[0], 4, cudaMemcpyHostToDevice, st->s));
+	CK(cudaMemcpyAsync(st->d_pos, &st->pin_tp[1], 4, cudaMemcpyHostToDevice, st->s));
+	if (st->timing)
+		CK(cudaEventRecord(st->ev0, st->s));
+	CK(cudaGraphLaunch(st->graph, st->s));
+	if (st->timing)
+		CK(cudaEventRecord(st->ev1, st->s));
+	st->launches += st->graph_kernels;
+	CK(cudaMemcpyAsync(st->pin_logits, st->logits, (size_t)st->hp->n_vocab * 4,
+			   cudaMemcpyDeviceToHost, st->s));
+	CK(cudaStreamSynchronize(st->s));
+	memcpy(logits, st->pin_logits, (size_t)st->hp->n_vocab * 4);
+	if (st->timing) {
+		float ms = 0;
+		CK(cudaEventElapsedTime(&ms, st->ev0, st->ev1));
+		st->graph_ms += ms;
+		st->graph_runs++;
+	}
+	return 0;
+}
+
 static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
 		     int all_logits, infer_tap_fn tap_fn, void *tap_user, infer_error *err)
 {
@@ -444,6 +501,8 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 		return 0;
 	if ((rc = ensure_capacity(st, n, err)))
 		return rc;
+	if (n == 1 && !tap_fn && logits) // the decode step: pinned staging, graph replay
+		return eval_decode(st, tokens[0], pos, logits, err);
 	hpos = (int32_t *)malloc((size_t)n * 4);
 	if (!hpos)
 		return cu_err(err, INFER_E_NOMEM, "cuda eval: out of memory");
@@ -457,18 +516,10 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 		return cu_err(err, INFER_E_DEVICE, "cudaMemcpyAsync(tokens/positions) failed: %s (%s:%d)",
 			      cudaGetErrorString(e1 != cudaSuccess ? e1 : e2 != cudaSuccess ? e2 : e3),
 			      __FILE__, __LINE__);
-	if (n == 1 && !tap_fn && logits) {
-		// Buffers first: nothing may be allocated while capturing.
-		if ((rc = ensure_logits(st, 1, err)) || (!st->graph && (rc = capture_decode(st, err))))
-			return rc;
-		CK(cudaGraphLaunch(st->graph, st->s));
-		st->launches += st->graph_kernels;
-	} else {
-		rc = forward_body(st, n, all_logits, logits != NULL || tap_fn != NULL, &tp, err);
-		st->launches += g_cuda_launches - before;
-		if (rc)
-			return rc;
-	}
+	rc = forward_body(st, n, all_logits, logits != NULL || tap_fn != NULL, &tp, err);
+	st->launches += g_cuda_launches - before;
+	if (rc)
+		return rc;
 	if (logits) {
 		const float *src = st->logits;
 		size_t cnt = (size_t)V;
@@ -490,13 +541,21 @@ static void cuda_free_state(void *state)
 
 	if (!st)
 		return;
+	if (st->timing && st->graph_runs)
+		fprintf(stderr, "cuda timing: %llu decode graph replays, %.4f ms GPU time each, %llu kernels each\n",
+			(unsigned long long)st->graph_runs, st->graph_ms / st->graph_runs,
+			(unsigned long long)st->graph_kernels);
+	if (st->ev0)
+		cudaEventDestroy(st->ev0);
+	if (st->ev1)
+		cudaEventDestroy(st->ev1);
 	drop_graph(st);
 	free_activations(st);
 	if (st->L) {
 		for (int il = 0; il < st->hp->n_layer; il++) {
 			dlayer *L = &st->L[il];
 			void *p[] = { L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->wq.d, L->wk.d,
-				      L->wv.d, L->wo.d, L->gate.d, L->up.d, L->down.d };
+				      L->wv.d, L->wo.d, L->gate.d, L->up.d, L->down.d, L->wqkv.d, L->bqkv };
 			for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
 				cudaFree(p[i]);
 		}
@@ -511,10 +570,46 @@ static void cuda_free_state(void *state)
 	cudaFree(st->wscratch);
 	cudaFree(st->xscratch);
 	cudaFree(st->attn_part);
+	cudaFree(st->inv_freq);
+	cudaFree(st->qkv1);
+	cudaFreeHost(st->pin_tp);
+	cudaFreeHost(st->pin_logits);
 	if (st->s)
 		cudaStreamDestroy(st->s);
 	free(st->host);
 	free(st);
+}
+
+// One matrix of the q, k and v rows (and one bias) for the decode step, when
+// the three share a type: one launch instead of three. The separate copies
+// stay for prefill, which needs q, k and v as separate arrays.
+static int fuse_qkv(cuda_state *st, const infer_layer *s, dlayer *d, infer_error *err)
+{
+	const infer_matrix *m[3] = { &s->wq, &s->wk, &s->wv };
+	const infer_vector *b[3] = { &s->bq, &s->bk, &s->bv };
+	uint64_t off = 0;
+	int64_t rows = 0;
+
+	if (s->wk.type != s->wq.type || s->wv.type != s->wq.type || !s->bq.data != !s->bk.data ||
+	    !s->bq.data != !s->bv.data)
+		return 0;
+	d->wqkv = d->wq;
+	d->wqkv.M = s->wq.ne1 + s->wk.ne1 + s->wv.ne1;
+	CK(cudaMalloc(&d->wqkv.d, s->wq.nbytes + s->wk.nbytes + s->wv.nbytes));
+	for (int i = 0; i < 3; i++) {
+		CK(cudaMemcpy((uint8_t *)d->wqkv.d + off, m[i]->data, m[i]->nbytes,
+			      cudaMemcpyHostToDevice));
+		off += m[i]->nbytes;
+	}
+	st->device_bytes += off;
+	if (!s->bq.data)
+		return 0;
+	CK(cudaMalloc((void **)&d->bqkv, (size_t)d->wqkv.M * 4));
+	for (int i = 0; i < 3; i++) {
+		CK(cudaMemcpy(d->bqkv + rows, b[i]->data, (size_t)b[i]->n * 4, cudaMemcpyHostToDevice));
+		rows += b[i]->n;
+	}
+	return 0;
 }
 
 static int upload_model(cuda_state *st, infer_error *err)
@@ -542,6 +637,10 @@ static int upload_model(cuda_state *st, infer_error *err)
 		    (rc = upload_matrix(st, &s->ffn_down, &d->down, err)))
 			return rc;
 	}
+	for (int il = 0; il < st->hp->n_layer && !rc; il++)
+		rc = fuse_qkv(st, &m->layers[il], &st->L[il], err);
+	if (rc)
+		return rc;
 	if ((rc = upload_vector(st, &m->output_norm, &st->output_norm, err)) ||
 	    (rc = upload_matrix(st, &m->tok_embd, &st->tok_embd, err)))
 		return rc;
@@ -551,6 +650,36 @@ static int upload_model(cuda_state *st, infer_error *err)
 		return 0;
 	}
 	return upload_matrix(st, &m->output, &st->output, err);
+}
+
+// RoPE frequencies with the CPU reference's formula (same libm pow), the
+// decode step's q|k|v buffer and the pinned staging of a decode step.
+static int init_tables(cuda_state *st, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	int half = hp->n_rot / 2;
+	double *f = (double *)malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
+
+	if (!f)
+		return cu_err(err, INFER_E_NOMEM, "cuda: out of memory");
+	for (int i = 0; i < half; i++)
+		f[i] = pow((double)hp->rope_freq_base, -2.0 * (double)i / (double)hp->n_rot);
+	cudaError_t e = cudaMalloc((void **)&st->inv_freq, (size_t)(half > 0 ? half : 1) * 8);
+	if (e == cudaSuccess)
+		e = cudaMemcpy(st->inv_freq, f, (size_t)half * 8, cudaMemcpyHostToDevice);
+	free(f);
+	if (e != cudaSuccess)
+		return cu_err(err, INFER_E_DEVICE, "cuda: RoPE table upload failed: %s (%s:%d)",
+			      cudaGetErrorString(e), __FILE__, __LINE__);
+	CK(cudaMalloc((void **)&st->qkv1, (size_t)(st->q_dim + 2 * st->kv_dim) * 4));
+	CK(cudaMallocHost((void **)&st->pin_tp, 2 * sizeof(int32_t)));
+	st->timing = getenv("INFER_CUDA_TIMING") && atoi(getenv("INFER_CUDA_TIMING"));
+	if (st->timing) {
+		CK(cudaEventCreate(&st->ev0));
+		CK(cudaEventCreate(&st->ev1));
+	}
+	CK(cudaMallocHost((void **)&st->pin_logits, (size_t)hp->n_vocab * 4));
+	return 0;
 }
 
 static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, infer_error *err)
@@ -586,6 +715,8 @@ static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, 
 		       __FILE__, __LINE__);
 		goto fail;
 	}
+	if (init_tables(st, err))
+		goto fail;
 	return st;
 fail:
 	cuda_free_state(st);

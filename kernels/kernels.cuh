@@ -78,10 +78,12 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 			 float *part, int64_t head_dim, int64_t n_head, int64_t n_head_kv,
 			 int64_t n_tokens, int nsplit, const int32_t *dpos, float scale,
 			 cudaStream_t s, infer_error *err);
-/* RoPE on q and k of n tokens plus the k/v store into the cache at dpos[t]. */
+/* RoPE on q and k of n tokens plus the k/v store into the cache at dpos[t].
+ * inv_freq[i] = base^(-2i/n_rot) (device, n_rot/2 doubles), computed on the
+ * host with the CPU reference's formula so the angles are the same bits. */
 int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, const int32_t *dpos,
 		    int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
-		    int64_t n_rot, float freq_base, int neox, cudaStream_t s, infer_error *err);
+		    int64_t n_rot, const double *inv_freq, int neox, cudaStream_t s, infer_error *err);
 /* Embedding rows: out[t] = deq(row tokens[t] of table), K elements each. */
 int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
 		  float *out, cudaStream_t s, infer_error *err);

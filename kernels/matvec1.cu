@@ -35,12 +35,14 @@ struct mv1_args {
 template <typename T, bool NORM, bool PAIR, int ROWS>
 static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_tabs t)
 {
-	extern __shared__ float xs[];
 	__shared__ double red[MV1_THREADS / 32];
 	__shared__ float part[MV1_THREADS / 32][PAIR ? 2 * ROWS : ROWS];
 	constexpr int GPB = T::BS / T::G;
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	float scale = 1.0f;
 
+	// x is read straight from global memory (it stays in L1); with NORM the
+	// block first reduces its sum of squares, then normalizes on the fly.
 	if constexpr (NORM) {
 		double ss = 0.0;
 		for (int64_t i = threadIdx.x; i < a.K; i += MV1_THREADS)
@@ -53,14 +55,8 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 		ss = 0.0;
 		for (int i = 0; i < MV1_THREADS / 32; i++)
 			ss += red[i];
-		float scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
-		for (int64_t i = threadIdx.x; i < a.K; i += MV1_THREADS)
-			xs[i] = __fmul_rn(__fmul_rn(a.x[i], scale), a.nw[i]);
-	} else {
-		for (int64_t i = threadIdx.x; i < a.K; i += MV1_THREADS)
-			xs[i] = a.x[i];
+		scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
 	}
-	__syncthreads();
 	const int64_t row0 = (int64_t)blockIdx.x * ROWS;
 	const int64_t rb = (a.K / T::BS) * T::TS;
 	const int64_t ng = a.K / T::G;
@@ -69,7 +65,13 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 	for (int r = 0; r < ROWS; r++)
 		acc[r] = acc2[r] = 0.0f;
 	for (int64_t gi = threadIdx.x; gi < ng; gi += MV1_THREADS) {
-		const float *xp = xs + gi * T::G;
+		float xp[T::G];
+		for (int i = 0; i < T::G; i++) {
+			float xv = __ldg(a.x + gi * T::G + i);
+			if constexpr (NORM)
+				xv = __fmul_rn(__fmul_rn(xv, scale), __ldg(a.nw + gi * T::G + i));
+			xp[i] = xv;
+		}
 		const int64_t boff = (gi / GPB) * T::TS;
 		const int g = (int)(gi % GPB);
 #pragma unroll
@@ -129,10 +131,10 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 	if (!cuda_type_block(type, &bs, &ts) || (type >= 24 && type <= 28) || (w2 && !nw))
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1: unsupported weight type id %u (%s)%s",
 			      type, cuda_type_name(type), w2 && !nw ? " for the unnormalized pair form" : "");
-	if (K <= 0 || M <= 0 || K % bs || (size_t)K * 4 > MV1_MAX_SMEM)
+	if (K <= 0 || M <= 0 || K % bs)
 		return cu_err(err, INFER_E_ARG, "cuda matvec1: bad shape K=%lld M=%lld for %s",
 			      (long long)K, (long long)M, cuda_type_name(type));
-	size_t smem = (size_t)K * 4;
+	size_t smem = 0;
 	// Few rows per block when M is small (more blocks in flight), more when M
 	// is the vocabulary (staging x once per block is then the larger cost).
 #define MV1_GO(T, NORM, PAIR)                                                                    \

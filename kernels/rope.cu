@@ -49,7 +49,8 @@ int cuda_rope(float *x, const int32_t *pos, int64_t head_dim, int64_t n_heads, i
 static __global__ void rope_store_kernel(float *q, float *k, const float *__restrict__ v,
 					 float *__restrict__ kc, float *__restrict__ vc,
 					 const int32_t *__restrict__ dpos, int hd, int nh, int nhk,
-					 int n_tokens, int n_rot, double base, int neox)
+					 int n_tokens, int n_rot, const double *__restrict__ inv_freq,
+					 int neox)
 {
 	const int half = n_rot / 2, pairs = hd / 2, kv_dim = nhk * hd;
 	const int64_t n_rot_threads = (int64_t)n_tokens * (nh + nhk) * pairs;
@@ -72,7 +73,7 @@ static __global__ void rope_store_kernel(float *q, float *k, const float *__rest
 	int a, b;
 	float ya, yb;
 	if (j < half) {
-		double theta = (double)dpos[t] * pow(base, -2.0 * (double)j / (double)n_rot);
+		double theta = (double)dpos[t] * inv_freq[j];
 		float c = (float)cos(theta), sn = (float)sin(theta);
 		a = neox ? j : 2 * j;
 		b = neox ? j + half : 2 * j + 1;
@@ -96,7 +97,7 @@ static __global__ void rope_store_kernel(float *q, float *k, const float *__rest
 
 int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, const int32_t *dpos,
 		    int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
-		    int64_t n_rot, float freq_base, int neox, cudaStream_t s, infer_error *err)
+		    int64_t n_rot, const double *inv_freq, int neox, cudaStream_t s, infer_error *err)
 {
 	if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 || head_dim % 2)
 		return cu_err(err, INFER_E_ARG, "rope: n_rot %lld must be even and in 1..head_dim %lld",
@@ -104,7 +105,7 @@ int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, co
 	int64_t total = n_tokens * ((n_head + n_head_kv) * (head_dim / 2) + n_head_kv * head_dim);
 	rope_store_kernel<<<(unsigned)cdiv(total, 256), 256, 0, s>>>(
 		q, k, v, kc, vc, dpos, (int)head_dim, (int)n_head, (int)n_head_kv, (int)n_tokens,
-		(int)n_rot, (double)freq_base, neox);
+		(int)n_rot, inv_freq, neox);
 	g_cuda_launches++;
 	CK_LAUNCH("rope_store_kernel");
 	return 0;

@@ -325,7 +325,7 @@ static int bpe_bytes(infer_tokenizer *t, infer_error *err)
 	int b;
 
 	for (b = 0; b < 256; b++) {
-		size_t n = utf8_encode(bytelevel_cp((uint8_t)b), buf);
+		size_t n = unicode_utf8_encode(bytelevel_cp((uint8_t)b), buf);
 
 		t->byte_tok[b] = tok_lookup(t, buf, n);
 		if (t->byte_tok[b] < 0)

@@ -334,7 +334,7 @@ static int32_t word_token(const infer_tokenizer *t, const unsigned char *b, size
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++)
-		k += utf8_encode(bytelevel_cp(b[i]), w->enc + k);
+		k += unicode_utf8_encode(bytelevel_cp(b[i]), w->enc + k);
 	return tok_lookup(t, w->enc, k);
 }
 
@@ -359,7 +359,7 @@ int bpe_encode(const infer_tokenizer *t, const char *text, size_t len, struct id
 		w.cp[n] = c;
 		w.cls[n] = (uint8_t)ucd_class(c);
 		w.boff[n++] = nb;
-		nb += utf8_encode(c, (char *)w.bytes + nb);
+		nb += unicode_utf8_encode(c, (char *)w.bytes + nb);
 		p += l;
 	}
 	w.boff[n] = nb;

@@ -92,7 +92,7 @@ int utf8_valid_len(const unsigned char *s, size_t n)
 	return (int)need;
 }
 
-size_t utf8_encode(uint32_t cp, char out[4])
+size_t unicode_utf8_encode(uint32_t cp, char out[4])
 {
 	if (cp < 0x80) {
 		out[0] = (char)cp;

@@ -36,7 +36,7 @@ uint32_t utf8_decode_lenient(const unsigned char *s, size_t n, size_t *len);
 int utf8_valid_len(const unsigned char *s, size_t n);
 
 /* Writes cp as UTF-8 (1..4 bytes) to out; returns the length. */
-size_t utf8_encode(uint32_t cp, char out[4]);
+size_t unicode_utf8_encode(uint32_t cp, char out[4]);
 
 /* GPT-2 byte-level mapping: the code point that stands for byte b ... */
 uint32_t bytelevel_cp(uint8_t b);

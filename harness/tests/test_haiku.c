@@ -163,13 +163,15 @@ static int fake_worker(const char *mode, const char *model_path)
 
 static char self[PATH_MAX], model[PATH_MAX], words[PATH_MAX];
 
-/* A check as spec.c would build it from specs/haiku.yaml. */
+/* A check as spec.c would build it from specs/haiku.yaml; 2 of 6 samples
+ * with the word keeps a correct runtime's failure odds below 1e-4 for the
+ * words these tests use (moon, morning: 19 of 20 samples on this runtime). */
 static void run_check(json_t *worker_cmd, json_t *extra, struct check_result *r)
 {
 	struct check c = { .id = "haiku/test", .suite = "haiku", .kind = "haiku" };
 	json_t *params = json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:i, s:f, s:i, s:f, s:f}", "model",
 				   model, "words", words, "prompt", "Write a haiku about {word}", "chat",
-				   1, "runs", 5, "min_word_runs", 3, "max_tokens", 40, "temperature",
+				   1, "runs", 6, "min_word_runs", 2, "max_tokens", 40, "temperature",
 				   0.8, "top_k", 40, "top_p", 0.95, "startup_timeout_s", 30.0);
 	infer_error err = { 0 };
 
@@ -224,7 +226,7 @@ static void test_honest_passes(void)
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(t, "prompt")), "Write a haiku about moon");
 	CU_ASSERT_PTR_NOT_NULL(strstr(json_string_value(json_object_get(t, "minute_source")),
 				      "INFER_HAIKU_MINUTE"));
-	CU_ASSERT_EQUAL(json_array_size(json_object_get(t, "runs")), 6);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(t, "runs")), 7);
 	CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(t, "replay"), "max_abs")),
 			       0.0, 1e-4);
 	result_free(&r);

@@ -151,7 +151,7 @@ int cmd_serve(int argc, char **argv)
 	sopts.n_threads = a.threads;
 	s = infer_session_new(m, &sopts, &err);
 	if (!s) {
-		fprintf(stderr, "error: %s backend: %s\n", a.backend, err.msg);
+		fprintf(stderr, "error: %s\n", err.msg);
 		infer_model_free(m);
 		return 1;
 	}

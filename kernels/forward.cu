@@ -205,7 +205,7 @@ static int ensure_logits(cuda_state *st, int32_t rows, infer_error *err)
 
 static int ensure_scratch(cuda_state *st, const dmat *w, int64_t n, infer_error *err)
 {
-	size_t wn = (size_t)(w->M * w->K) * 2, xn = (size_t)(n * w->K) * 2;
+	size_t wn = (size_t)(w->M * w->K) * 2, xn = (size_t)(n * w->K) * 2 * GEMM_X_TERMS;
 
 	if (w->type != 0 && w->type != 1 && w->type != 30 && wn > st->wscratch_n) {
 		CK(cudaStreamSynchronize(st->s));

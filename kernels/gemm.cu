@@ -5,13 +5,35 @@
 
 #include "kernels.cuh"
 
-static __global__ void f32_to_bf16_kernel(const float *__restrict__ src,
-					  __nv_bfloat16 *__restrict__ dst, int64_t n)
+// x split into 16-bit terms whose sum is x to ~22 bits (F16: hi + lo) or
+// 24 bits (BF16: hi + mid + lo): with weights that are exact in the 16-bit
+// type (F16/BF16 tensors) the products of the terms are exact on the tensor
+// cores and the F32 accumulation makes the GEMM as accurate as an F32 one,
+// at two or three tensor-core GEMMs instead of one SGEMM.
+static __global__ void split_f16_kernel(const float *__restrict__ x, __half *__restrict__ hi,
+					__half *__restrict__ lo, int64_t n)
 {
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) {
+		__half h = __float2half_rn(x[i]);
+		hi[i] = h;
+		lo[i] = __float2half_rn(__fsub_rn(x[i], __half2float(h)));
+	}
+}
 
-	if (i < n)
-		dst[i] = __float2bfloat16_rn(src[i]);
+static __global__ void split_bf16_kernel(const float *__restrict__ x, __nv_bfloat16 *__restrict__ t0,
+					 __nv_bfloat16 *__restrict__ t1, __nv_bfloat16 *__restrict__ t2,
+					 int64_t n)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) {
+		__nv_bfloat16 a = __float2bfloat16_rn(x[i]);
+		float r = __fsub_rn(x[i], __bfloat162float(a));
+		__nv_bfloat16 b = __float2bfloat16_rn(r);
+		t0[i] = a;
+		t1[i] = b;
+		t2[i] = __float2bfloat16_rn(__fsub_rn(r, __bfloat162float(b)));
+	}
 }
 
 // Column-major view: W is K x M (lda K), X is K x N, Y = W^T X is M x N.
@@ -56,23 +78,35 @@ int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x
 	t = type == 30 ? CUDA_R_16BF : CUDA_R_16F;
 	xbuf = xscratch;
 	if (!xbuf)
-		CKG(cudaMallocAsync(&xbuf, (size_t)(N * K) * 2, s));
-	if (t == CUDA_R_16BF) {
-		f32_to_bf16_kernel<<<(unsigned)cdiv(N * K, 256), 256, 0, s>>>(
-			x, (__nv_bfloat16 *)xbuf, N * K);
+		CKG(cudaMallocAsync(&xbuf, (size_t)(N * K) * 2 * GEMM_X_TERMS, s));
+	if (type == 1 || type == 30) {
+		// Weights exact in 16 bits: split x so the product is F32-accurate.
+		int64_t nk = N * K;
+		int terms = type == 30 ? 3 : 2;
+		if (type == 30)
+			split_bf16_kernel<<<(unsigned)cdiv(nk, 256), 256, 0, s>>>(
+				x, (__nv_bfloat16 *)xbuf, (__nv_bfloat16 *)xbuf + nk,
+				(__nv_bfloat16 *)xbuf + 2 * nk, nk);
+		else
+			split_f16_kernel<<<(unsigned)cdiv(nk, 256), 256, 0, s>>>(
+				x, (__half *)xbuf, (__half *)xbuf + nk, nk);
 		g_cuda_launches++;
 		CKG(cudaGetLastError());
-	} else if ((rc = cuda_f32_to_f16(x, (__half *)xbuf, N * K, s, err))) {
+		for (int i = 0; i < terms && !rc; i++)
+			rc = gemm_launch(h, t, w, (uint16_t *)xbuf + i * nk, K, M, N, y,
+					 accumulate || i > 0, err);
 		goto out;
 	}
-	if (type != 1 && type != 30) {
-		wbuf = scratch;
-		if (!wbuf)
-			CKG(cudaMallocAsync(&wbuf, (size_t)(M * K) * 2, s));
-		if ((rc = cuda_dequant_f16(type, w, (__half *)wbuf, M * K, s, err)))
-			goto out;
-		wp = wbuf;
-	}
+	if ((rc = cuda_f32_to_f16(x, (__half *)xbuf, N * K, s, err)))
+		goto out;
+	// Other types: weights rounded to F16 (the dequantized values of most
+	// formats need more than 11 bits), activations rounded once.
+	wbuf = scratch;
+	if (!wbuf)
+		CKG(cudaMallocAsync(&wbuf, (size_t)(M * K) * 2, s));
+	if ((rc = cuda_dequant_f16(type, w, (__half *)wbuf, M * K, s, err)))
+		goto out;
+	wp = wbuf;
 	rc = gemm_launch(h, t, wp, xbuf, K, M, N, y, accumulate, err);
 out:
 	if (wbuf && wbuf != scratch)

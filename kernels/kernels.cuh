@@ -45,7 +45,9 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
  * SGEMM (no TF32), f16/bf16 in place, every other type dequantized to f16
  * into `scratch` (M*K halves, caller-owned; NULL: allocated here), F32
  * accumulation. x is converted to the weight's 16-bit type in `xscratch`
- * (N*K halves; NULL: allocated here). */
+ * (GEMM_X_TERMS*N*K halves; NULL: allocated here): for F16/BF16 weights as
+ * a sum of 2/3 16-bit terms, so those products are F32-accurate. */
+#define GEMM_X_TERMS 3
 int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
 	      float *y, int accumulate, void *scratch, void *xscratch, cudaStream_t s,
 	      infer_error *err);

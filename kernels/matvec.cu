@@ -76,14 +76,8 @@ int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float 
 	// for every quantized type (blocks of 32+); plain types use scalar loads.
 	unsigned grid = (unsigned)cdiv(M, MV_WARPS);
 #define LAUNCH(T)                                                                         \
-	do {                                                                              \
-		if (N == 1)                                                               \
-			mv_kernel<T, 1><<<grid, MV_WARPS * 32, 0, s>>>(                   \
-				(const uint8_t *)w, K, M, x, 1, y, accumulate, bias, cuda_tabs()); \
-		else                                                                      \
-			mv_kernel<T, MV_MAX_COLS><<<grid, MV_WARPS * 32, 0, s>>>(         \
-				(const uint8_t *)w, K, M, x, (int)N, y, accumulate, bias, cuda_tabs()); \
-	} while (0)
+	mv_kernel<T, MV_MAX_COLS><<<grid, MV_WARPS * 32, 0, s>>>(                         \
+		(const uint8_t *)w, K, M, x, (int)N, y, accumulate, bias, cuda_tabs())
 	QTYPE_DISPATCH(type, LAUNCH)
 #undef LAUNCH
 	g_cuda_launches++;

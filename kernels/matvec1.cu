@@ -139,8 +139,8 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 	// is the vocabulary (staging x once per block is then the larger cost).
 #define MV1_GO(T, NORM, PAIR)                                                                    \
 	do {                                                                                     \
-		if (!PAIR && M >= 16384)                                                         \
-			mv1_kernel<T, NORM, false, 8><<<(unsigned)cdiv(M, 8), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
+		if (NORM && !PAIR && M >= 16384)                                                 \
+			mv1_kernel<T, true, false, 8><<<(unsigned)cdiv(M, 8), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
 		else                                                                             \
 			mv1_kernel<T, NORM, PAIR, 2><<<(unsigned)cdiv(M, 2), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
 	} while (0)

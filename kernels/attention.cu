@@ -149,12 +149,39 @@ int cuda_attention_cache(const float *q, const float *kc, const float *vc, float
  * position read on the device. */
 #define AS_WARPS 4
 
+// Merges nsplit partial (max, sum, acc[HDIM]) triples of one query into out
+// (one warp; lane s reads split s's max and sum, nsplit <= 32, so the loads
+// are issued together; L2-coherent loads, since other blocks wrote them).
+template <int HDIM>
+static __device__ void merge_splits(const float *pp, float *out, int nsplit, int lane)
+{
+	constexpr int R = HDIM / 32;
+	float ms = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2)) : -INFINITY;
+	float ls = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2) + 1) : 0.0f;
+	float M = ms;
+	for (int o = 16; o > 0; o >>= 1)
+		M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+	float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
+	for (int o = 16; o > 0; o >>= 1)
+		L += __shfl_xor_sync(0xffffffffu, L, o);
+	float o[R];
+	for (int r = 0; r < R; r++)
+		o[r] = 0.0f;
+	for (int sp = 0; sp < nsplit; sp++) {
+		float fs = __shfl_sync(0xffffffffu, f, sp);
+		for (int r = 0; r < R; r++)
+			o[r] += fs * __ldcg(pp + sp * (HDIM + 2) + 2 + lane + 32 * r);
+	}
+	for (int r = 0; r < R; r++)
+		out[lane + 32 * r] = o[r] / L;
+}
+
 template <int HDIM>
 static __global__ void __launch_bounds__(AS_WARPS * 32)
 	attn_split_kernel(const float *__restrict__ q, const float *__restrict__ kc,
 			  const float *__restrict__ vc, float *__restrict__ out,
 			  float *__restrict__ part, int n_head, int n_head_kv,
-			  const int32_t *__restrict__ dpos, float scale)
+			  const int32_t *__restrict__ dpos, float scale, unsigned *counters)
 {
 	constexpr int R = HDIM / 32;
 	__shared__ float4 qs4[HDIM / 4];
@@ -247,42 +274,37 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	}
 	for (int r = 0; r < R; r++)
 		pp[2 + lane + 32 * r] = o[r];
+	if (!counters)
+		return;
+	// The last split block of this query merges all of them (no second
+	// launch): publish the partials, count, and let the last one read them.
+	__threadfence();
+	unsigned prev = 0;
+	if (lane == 0)
+		prev = atomicAdd(&counters[t * n_head + h], 1u);
+	prev = __shfl_sync(0xffffffffu, prev, 0);
+	if (prev != (unsigned)nsplit - 1)
+		return;
+	__threadfence();
+	if (lane == 0)
+		counters[t * n_head + h] = 0; // ready for the next step / graph replay
+	merge_splits<HDIM>(part + (t * n_head + h) * nsplit * (HDIM + 2),
+			   out + (t * n_head + h) * HDIM, nsplit, lane);
 }
 
-// Merges the splits of one (token, head): one warp; lane s reads split s's
-// max and sum (nsplit <= 32), so the loads are issued together, then each
-// lane accumulates its dimensions over the splits.
+// Separate merge (used when no counters are given).
 template <int HDIM>
 static __global__ void attn_merge_kernel(const float *__restrict__ part, float *__restrict__ out,
 					 int nsplit)
 {
-	constexpr int R = HDIM / 32;
-	const int lane = threadIdx.x;
-	const float *pp = part + (int64_t)blockIdx.x * nsplit * (HDIM + 2);
-	float ms = lane < nsplit ? pp[lane * (HDIM + 2)] : -INFINITY;
-	float ls = lane < nsplit ? pp[lane * (HDIM + 2) + 1] : 0.0f;
-	float M = ms;
-	for (int o = 16; o > 0; o >>= 1)
-		M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-	float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
-	for (int o = 16; o > 0; o >>= 1)
-		L += __shfl_xor_sync(0xffffffffu, L, o);
-	float o[R];
-	for (int r = 0; r < R; r++)
-		o[r] = 0.0f;
-	for (int sp = 0; sp < nsplit; sp++) {
-		float fs = __shfl_sync(0xffffffffu, f, sp);
-		for (int r = 0; r < R; r++)
-			o[r] += fs * pp[sp * (HDIM + 2) + 2 + lane + 32 * r];
-	}
-	for (int r = 0; r < R; r++)
-		out[(int64_t)blockIdx.x * HDIM + lane + 32 * r] = o[r] / L;
+	merge_splits<HDIM>(part + (int64_t)blockIdx.x * nsplit * (HDIM + 2),
+			   out + (int64_t)blockIdx.x * HDIM, nsplit, threadIdx.x);
 }
 
 int cuda_attention_split(const float *q, const float *kc, const float *vc, float *out,
 			 float *part, int64_t head_dim, int64_t n_head, int64_t n_head_kv,
 			 int64_t n_tokens, int nsplit, const int32_t *dpos, float scale,
-			 cudaStream_t s, infer_error *err)
+			 unsigned *counters, cudaStream_t s, infer_error *err)
 {
 	if (head_dim != 64 && head_dim != 128)
 		return cuda_attention_cache(q, kc, vc, out, head_dim, n_head, n_head_kv, n_tokens, dpos,
@@ -292,13 +314,13 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 	dim3 grid((unsigned)n_head, (unsigned)n_tokens, (unsigned)nsplit);
 	if (head_dim == 64)
 		attn_split_kernel<64><<<grid, AS_WARPS * 32, 0, s>>>(q, kc, vc, out, part, (int)n_head,
-								      (int)n_head_kv, dpos, scale);
+								      (int)n_head_kv, dpos, scale, counters);
 	else
 		attn_split_kernel<128><<<grid, AS_WARPS * 32, 0, s>>>(q, kc, vc, out, part, (int)n_head,
-								       (int)n_head_kv, dpos, scale);
+								       (int)n_head_kv, dpos, scale, counters);
 	g_cuda_launches++;
 	CK_LAUNCH("attn_split_kernel");
-	if (nsplit == 1)
+	if (nsplit == 1 || counters)
 		return 0;
 	unsigned rows = (unsigned)(n_tokens * n_head);
 	if (head_dim == 64)

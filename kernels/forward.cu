@@ -44,6 +44,7 @@ struct cuda_state {
 	float *x, *h, *q, *k, *v, *a, *o, *g, *u, *sw, *logits;
 	int32_t *d_tok, *d_pos;
 	float *attn_part;      // split-key attention partials (n <= 16 tokens)
+	unsigned *attn_count;  // per (token, head) split counters, kept zeroed
 	double *inv_freq;      // RoPE: base^(-2i/n_rot), computed on the host
 	float *qkv1;           // decode: q | k | v of the one token
 	int32_t *pin_tp;       // pinned: token id and position of a decode step
@@ -100,7 +101,7 @@ static int attend(cuda_state *st, const float *kc, const float *vc, int32_t n, i
 
 	return cuda_attention_split(st->q, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
 				    hp->n_head_kv, n, attn_splits(st, n), st->d_pos,
-				    1.0f / sqrtf((float)hp->head_dim), st->s, err);
+				    1.0f / sqrtf((float)hp->head_dim), st->attn_count, st->s, err);
 }
 
 static int launch_add(cuda_state *st, float *x, const float *y, int64_t n, infer_error *err)
@@ -356,7 +357,7 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 				  st->s, err)) ||
 	    (rc = cuda_attention_split(q1, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
 				       hp->n_head_kv, 1, attn_splits(st, 1), st->d_pos,
-				       1.0f / sqrtf((float)hp->head_dim), st->s, err)) ||
+				       1.0f / sqrtf((float)hp->head_dim), st->attn_count, st->s, err)) ||
 	    (rc = cuda_matvec1(L->wo.type, L->wo.d, NULL, L->wo.K, L->wo.M, st->a, NULL, 0, NULL,
 			       st->x, 1, st->s, err)) ||
 	    (rc = cuda_matvec1(L->gate.type, L->gate.d, L->up.d, L->gate.K, L->gate.M, st->x,
@@ -570,6 +571,7 @@ static void cuda_free_state(void *state)
 	cudaFree(st->wscratch);
 	cudaFree(st->xscratch);
 	cudaFree(st->attn_part);
+	cudaFree(st->attn_count);
 	cudaFree(st->inv_freq);
 	cudaFree(st->qkv1);
 	cudaFreeHost(st->pin_tp);
@@ -672,6 +674,8 @@ static int init_tables(cuda_state *st, infer_error *err)
 		return cu_err(err, INFER_E_DEVICE, "cuda: RoPE table upload failed: %s (%s:%d)",
 			      cudaGetErrorString(e), __FILE__, __LINE__);
 	CK(cudaMalloc((void **)&st->qkv1, (size_t)(st->q_dim + 2 * st->kv_dim) * 4));
+	CK(cudaMalloc((void **)&st->attn_count, (size_t)16 * hp->n_head * sizeof(unsigned)));
+	CK(cudaMemset(st->attn_count, 0, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMallocHost((void **)&st->pin_tp, 2 * sizeof(int32_t)));
 	st->timing = getenv("INFER_CUDA_TIMING") && atoi(getenv("INFER_CUDA_TIMING"));
 	if (st->timing) {

@@ -75,11 +75,14 @@ int cuda_attention_cache(const float *q, const float *kc, const float *vc, float
 			 const int32_t *dpos, float scale, cudaStream_t s, infer_error *err);
 /* The fast form: head_dim 64 or 128 (others go to cuda_attention_cache),
  * keys split over nsplit blocks per query; part holds
- * n_tokens*n_head*nsplit*(head_dim+2) floats when nsplit > 1. */
+ * n_tokens*n_head*nsplit*(head_dim+2) floats when nsplit > 1. counters:
+ * NULL (a second kernel merges the splits) or n_tokens*n_head zeroed
+ * unsigned ints (the last split block of each query merges; they are left
+ * zeroed again). */
 int cuda_attention_split(const float *q, const float *kc, const float *vc, float *out,
 			 float *part, int64_t head_dim, int64_t n_head, int64_t n_head_kv,
 			 int64_t n_tokens, int nsplit, const int32_t *dpos, float scale,
-			 cudaStream_t s, infer_error *err);
+			 unsigned *counters, cudaStream_t s, infer_error *err);
 /* RoPE on q and k of n tokens plus the k/v store into the cache at dpos[t].
  * inv_freq[i] = base^(-2i/n_rot) (device, n_rot/2 doubles), computed on the
  * host with the CPU reference's formula so the angles are the same bits. */

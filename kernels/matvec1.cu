@@ -58,6 +58,15 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 		scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
 	}
 	const int64_t row0 = (int64_t)blockIdx.x * ROWS;
+	// The epilogue's extra operands (residual, bias) are loaded now, so their
+	// latency overlaps the main loop instead of following it.
+	float y_old = 0.0f, b_row = 0.0f;
+	if (threadIdx.x < ROWS && row0 + threadIdx.x < a.M) {
+		if (a.accumulate)
+			y_old = a.y[row0 + threadIdx.x];
+		if (a.bias)
+			b_row = a.bias[row0 + threadIdx.x];
+	}
 	const int64_t rb = (a.K / T::BS) * T::TS;
 	const int64_t ng = a.K / T::G;
 	float acc[ROWS], acc2[ROWS];
@@ -112,11 +121,11 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 			s2 += part[w][ROWS + r];
 	}
 	if (a.bias)
-		s += a.bias[row];
+		s += b_row;
 	if constexpr (PAIR)
 		a.y[row] = __fmul_rn(__fdiv_rn(s, __fadd_rn(1.0f, expf(-s))), s2);
 	else
-		a.y[row] = a.accumulate ? a.y[row] + s : s;
+		a.y[row] = a.accumulate ? y_old + s : s;
 }
 
 int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,

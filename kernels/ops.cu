@@ -255,7 +255,7 @@ static int op_attention(const float *q, const float *k, const float *v, float *o
 	rc = cuda_attention_split((const float *)body(b[0]), (const float *)body(b[1]),
 				  (const float *)body(b[2]), (float *)body(b[3]), (float *)body(b[5]),
 				  head_dim, n_head, n_head_kv, n_tokens, nsplit,
-				  (const int32_t *)body(b[4]), scale, 0, err);
+				  (const int32_t *)body(b[4]), scale, NULL, 0, err);
 	return finish("attention", b, names, 6, 3, out, rc, err);
 }
 

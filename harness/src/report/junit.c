@@ -4,8 +4,10 @@
  * A fail carries <failure message="metric line">, an error <error>, a skip
  * <skipped message="reason">; the body repeats the evidence as text. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "haiku_report.h"
 #include "report_internal.h"
 
 static void attr(FILE *f, const char *name, const char *value)
@@ -88,6 +90,8 @@ static void testcase(FILE *f, const json_t *r)
 {
 	char cls[512], name[1024], time[32];
 	int st = report_result_status(r);
+	char *transcript = haiku_transcript_text(json_object_get(json_object_get(r, "details"),
+								  "transcript"));
 
 	snprintf(cls, sizeof(cls), "%s.%s", report_str(r, "suite", ""),
 		 report_str(r, "backend", ""));
@@ -103,12 +107,14 @@ static void testcase(FILE *f, const json_t *r)
 	attr(f, "name", name);
 	attr(f, "classname", cls);
 	attr(f, "time", time);
-	if (st == RS_PASS) {
+	if (st == RS_PASS && !transcript) {
 		fputs("/>\n", f);
 		return;
 	}
 	fputs(">\n", f);
-	if (st == RS_SKIP) {
+	if (st == RS_PASS) {
+		/* nothing but the transcript below */
+	} else if (st == RS_SKIP) {
 		fputs("      <skipped", f);
 		attr(f, "message", report_str(r, "message", ""));
 		fputs("/>\n", f);
@@ -121,6 +127,12 @@ static void testcase(FILE *f, const json_t *r)
 		fputs(">", f);
 		evidence(f, r);
 		fprintf(f, "</%s>\n", tag);
+	}
+	if (transcript) { /* the haiku check's evidence, whatever its status */
+		fputs("      <system-out>", f);
+		report_xml_str(f, transcript, 0);
+		fputs("</system-out>\n", f);
+		free(transcript);
 	}
 	fputs("    </testcase>\n", f);
 }

@@ -3,8 +3,10 @@
  * counted: a run has hundreds, and the HTML page lists them all. Table cells
  * are escaped so a message with '|', '<', backticks or newlines cannot break
  * the table or inject markup. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "haiku_report.h"
 #include "report_internal.h"
 
 #define MD_IDS_SHOWN 3
@@ -165,6 +167,33 @@ static void skipped(FILE *f, const json_t *results)
 	json_decref(groups);
 }
 
+/* The haiku check's transcript (minute, word, every haiku with seed, ids and
+ * logprobs, replay errors, speed) as an indented code block per result. */
+static void transcripts(FILE *f, const json_t *results)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(results, i, r) {
+		char *t = haiku_transcript_text(json_object_get(json_object_get(r, "details"),
+								"transcript"));
+
+		if (!t)
+			continue;
+		fputs("\n## Transcript: ", f);
+		md_code(f, report_str(r, "id", ""));
+		fprintf(f, " on %s (%s)\n\n    ", report_str(r, "backend", ""),
+			report_status_names[report_result_status(r)]);
+		for (const char *p = t; *p; p++) {
+			if (*p == '\n')
+				fputs(p[1] ? "\n    " : "\n", f);
+			else
+				fputc(*p, f);
+		}
+		free(t);
+	}
+}
+
 int report_emit_markdown(const json_t *run, FILE *f)
 {
 	const json_t *results = json_object_get(run, "results");
@@ -180,6 +209,7 @@ int report_emit_markdown(const json_t *run, FILE *f)
 		suite_table(f, results);
 	listing(f, results, "Failures and errors", RS_FAIL, RS_ERROR);
 	skipped(f, results);
+	transcripts(f, results);
 	if (!c.n[RS_FAIL] && !c.n[RS_ERROR])
 		fputs("\nNo failures.\n", f);
 	return ferror(f) ? -1 : 0;

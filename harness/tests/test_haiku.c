@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "haiku_report.h"
 #include "haiku_worker.h"
 #include "infer/model.h"
 #include "infer/server.h"
@@ -217,6 +218,7 @@ static void test_honest_passes(void)
 {
 	struct check_result r;
 	const json_t *t;
+	char *text;
 
 	run_check(fake_cmd("honest"), NULL, &r);
 	CU_ASSERT_EQUAL(r.status, CHECK_PASS);
@@ -229,6 +231,15 @@ static void test_honest_passes(void)
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(t, "runs")), 7);
 	CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(t, "replay"), "max_abs")),
 			       0.0, 1e-4);
+	/* The plain-text transcript junit.xml and summary.md carry. */
+	text = haiku_transcript_text(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "word 'moon'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "run 6 sampled seed "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "  ids: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "  cpu replay: "));
+	free(text);
+	CU_ASSERT_PTR_NULL(haiku_transcript_text(NULL));
 	result_free(&r);
 }
 

@@ -144,14 +144,18 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 		return cu_err(err, INFER_E_ARG, "cuda matvec1: bad shape K=%lld M=%lld for %s",
 			      (long long)K, (long long)M, cuda_type_name(type));
 	size_t smem = 0;
-	// Few rows per block when M is small (more blocks in flight), more when M
-	// is the vocabulary (staging x once per block is then the larger cost).
+	// Rows per block: one when M is small (most warps in flight for the
+	// latency-bound projections of the residual width), four for the FFN
+	// width (one wave of blocks, the norm prologue shared by four rows),
+	// eight for the vocabulary.
 #define MV1_GO(T, NORM, PAIR)                                                                    \
 	do {                                                                                     \
 		if (NORM && !PAIR && M >= 16384)                                                 \
 			mv1_kernel<T, true, false, 8><<<(unsigned)cdiv(M, 8), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
+		else if (M >= 2048)                                                              \
+			mv1_kernel<T, NORM, PAIR, 4><<<(unsigned)cdiv(M, 4), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
 		else                                                                             \
-			mv1_kernel<T, NORM, PAIR, 2><<<(unsigned)cdiv(M, 2), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
+			mv1_kernel<T, NORM, PAIR, 1><<<(unsigned)cdiv(M, 1), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
 	} while (0)
 #define LAUNCH(T)                                   \
 	do {                                        \

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libcunit1-dev libyaml-dev lcov
       libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libxml2-utils valgrind
-      unicode-data python3)
+      unicode-data python3 curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

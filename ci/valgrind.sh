@@ -27,7 +27,7 @@ conform=$build/harness/conform
 # program (refused input) stays distinguishable from one.
 vg=(valgrind --quiet --error-exitcode=99 --leak-check=full
     --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
-    --num-callers=30 --track-origins=yes)
+    --num-callers=30 --track-origins=yes --suppressions=ci/valgrind.supp)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

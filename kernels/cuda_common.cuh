@@ -80,9 +80,10 @@ static inline const char *cublas_status_str(cublasStatus_t s)
 /* After a kernel launch: launch-configuration errors surface here. */
 #define CK_LAUNCH(name) CK(cudaGetLastError())
 
-/* Kernel launches issued by this process (evidence for the anti-cheat check;
- * the forward pass keeps its own per-session count on top). */
-extern uint64_t g_cuda_launches;
+/* Kernel launches issued by the calling thread (evidence for the anti-cheat
+ * check): a session's eval runs in one thread, so the difference around it
+ * is that session's count even when other threads run other sessions. */
+extern thread_local uint64_t g_cuda_launches;
 
 static inline int64_t cdiv(int64_t a, int64_t b)
 {

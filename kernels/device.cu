@@ -31,7 +31,7 @@ static __device__ uint64_t d_iq1s[2048];
 static __device__ int8_t d_iq4nl[16];
 static __device__ int8_t d_fp4[16];
 
-uint64_t g_cuda_launches;
+thread_local uint64_t g_cuda_launches;
 
 static char g_device_name[256];
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -3,7 +3,14 @@
 // weights as stored, every other type dequantized to F16 first (dequant.cu).
 #include <cuda_bf16.h>
 
+#include <pthread.h>
+
 #include "kernels.cuh"
+
+// The cuBLAS handle is shared by every session; its stream is set per call,
+// so setting it and enqueueing the GEMMs happen under one lock (sessions of
+// a server may run in several threads).
+static pthread_mutex_t g_gemm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // x split into 16-bit terms whose sum is x to ~22 bits (F16: hi + lo) or
 // 24 bits (BF16: hi + mid + lo): with weights that are exact in the 16-bit
@@ -54,9 +61,9 @@ static int gemm_launch(cublasHandle_t h, cudaDataType_t t, const void *w, const 
 	return 0;
 }
 
-int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
-	      float *y, int accumulate, void *scratch, void *xscratch, cudaStream_t s,
-	      infer_error *err)
+static int gemm_locked(uint32_t type, const void *w, int64_t K, int64_t M, const float *x,
+		       int64_t N, float *y, int accumulate, void *scratch, void *xscratch,
+		       cudaStream_t s, infer_error *err)
 {
 	cublasHandle_t h;
 	void *wbuf = NULL, *xbuf = NULL;
@@ -113,5 +120,15 @@ out:
 		cudaFreeAsync(wbuf, s);
 	if (xbuf && xbuf != xscratch)
 		cudaFreeAsync(xbuf, s);
+	return rc;
+}
+
+int cuda_gemm(uint32_t type, const void *w, int64_t K, int64_t M, const float *x, int64_t N,
+	      float *y, int accumulate, void *scratch, void *xscratch, cudaStream_t s,
+	      infer_error *err)
+{
+	pthread_mutex_lock(&g_gemm_lock);
+	int rc = gemm_locked(type, w, K, M, x, N, y, accumulate, scratch, xscratch, s, err);
+	pthread_mutex_unlock(&g_gemm_lock);
 	return rc;
 }

@@ -40,7 +40,7 @@ static int dalloc(dbuf *b, size_t n, const void *host, infer_error *err)
 
 static int dcheck(const dbuf &b, const char *op, const char *what, infer_error *err)
 {
-	static uint8_t g[2][GUARD_BYTES];
+	uint8_t g[2][GUARD_BYTES];
 
 	CK(cudaMemcpy(g[0], b.base, GUARD_BYTES, cudaMemcpyDeviceToHost));
 	CK(cudaMemcpy(g[1], b.base + GUARD_BYTES + b.n, GUARD_BYTES, cudaMemcpyDeviceToHost));

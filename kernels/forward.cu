@@ -368,18 +368,21 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 	return 0;
 }
 
-// Whether the fused decode kernels fit this model (x staged in shared memory,
-// gate/up of one type).
+// Whether the fused decode kernels apply: gate and up of one type (they are
+// read by one kernel) and weights of types the decode mat-vec takes (integer
+// and f64 tensors are not weights; such a file runs unfused).
 static int can_fuse(const cuda_state *st)
 {
-	int64_t big = st->hp->n_ff > st->hp->n_embd ? st->hp->n_ff : st->hp->n_embd;
-
-	if (big * 4 > MV1_MAX_SMEM || st->q_dim * 4 > MV1_MAX_SMEM)
-		return 0;
-	for (int il = 0; il < st->hp->n_layer; il++)
-		if (st->L[il].gate.type != st->L[il].up.type)
+	for (int il = 0; il < st->hp->n_layer; il++) {
+		const dlayer *L = &st->L[il];
+		const dmat *m[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+		if (L->gate.type != L->up.type)
 			return 0;
-	return 1;
+		for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+			if (m[i]->type >= 24 && m[i]->type <= 28)
+				return 0;
+	}
+	return !(st->output.type >= 24 && st->output.type <= 28);
 }
 
 // Everything from the embedding to the logits, on the stream, for n tokens

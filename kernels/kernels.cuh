@@ -35,8 +35,7 @@ int cuda_matvec(uint32_t type, const void *w, int64_t K, int64_t M, const float 
 
 /* The one-token form with fusions (decode): y[m] (+)= dot(row m, x') (+ bias[m])
  * where x' = nw ? rms_norm(x) * nw : x; with w2 (same type and shape) the
- * output is silu(W x')[m] * (W2 x')[m]. K * 4 bytes must fit MV1_MAX_SMEM. */
-#define MV1_MAX_SMEM (48 * 1024)
+ * output is silu(W x')[m] * (W2 x')[m] (w2 only together with nw). */
 int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
 		 const float *x, const float *nw, float eps, const float *bias, float *y,
 		 int accumulate, cudaStream_t s, infer_error *err);

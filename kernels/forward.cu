@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer_cuda.h"
 #include "kernels.cuh"
 
 extern "C" {
@@ -49,6 +50,8 @@ struct cuda_state {
 	float *qkv1;           // decode: q | k | v of the one token
 	int32_t *pin_tp;       // pinned: token id and position of a decode step
 	float *pin_logits;     // pinned: one row of logits
+	const float *last_logits; // device: the last token's row of the last eval
+	infer_cuda_sampler *sampler; // device sampling (created on first use)
 	void *wscratch, *xscratch; // cuBLAS path: f16 weights and activations
 	size_t wscratch_n, xscratch_n;
 	float *host;           // tap staging buffer
@@ -478,10 +481,14 @@ static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits
 	if (st->timing)
 		CK(cudaEventRecord(st->ev1, st->s));
 	st->launches += st->graph_kernels;
-	CK(cudaMemcpyAsync(st->pin_logits, st->logits, (size_t)st->hp->n_vocab * 4,
-			   cudaMemcpyDeviceToHost, st->s));
+	st->last_logits = st->logits;
+	// logits NULL: they stay on the device for cuda_sample, no copy.
+	if (logits)
+		CK(cudaMemcpyAsync(st->pin_logits, st->logits, (size_t)st->hp->n_vocab * 4,
+				   cudaMemcpyDeviceToHost, st->s));
 	CK(cudaStreamSynchronize(st->s));
-	memcpy(logits, st->pin_logits, (size_t)st->hp->n_vocab * 4);
+	if (logits)
+		memcpy(logits, st->pin_logits, (size_t)st->hp->n_vocab * 4);
 	if (st->timing) {
 		float ms = 0;
 		CK(cudaEventElapsedTime(&ms, st->ev0, st->ev1));
@@ -499,13 +506,17 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 	int64_t V = st->hp->n_vocab;
 	uint64_t before = g_cuda_launches;
 	int32_t *hpos;
+	int keep = all_logits == INFER_EVAL_KEEP_LOGITS; // logits stay for cuda_sample
 	int rc;
 
 	if (n <= 0)
 		return 0;
+	if (keep)
+		all_logits = 0;
+	st->last_logits = NULL;
 	if ((rc = ensure_capacity(st, n, err)))
 		return rc;
-	if (n == 1 && !tap_fn && logits) // the decode step: pinned staging, graph replay
+	if (n == 1 && !tap_fn && (logits || keep)) // the decode step: pinned staging, graph replay
 		return eval_decode(st, tokens[0], pos, logits, err);
 	hpos = (int32_t *)malloc((size_t)n * 4);
 	if (!hpos)
@@ -520,10 +531,12 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 		return cu_err(err, INFER_E_DEVICE, "cudaMemcpyAsync(tokens/positions) failed: %s (%s:%d)",
 			      cudaGetErrorString(e1 != cudaSuccess ? e1 : e2 != cudaSuccess ? e2 : e3),
 			      __FILE__, __LINE__);
-	rc = forward_body(st, n, all_logits, logits != NULL || tap_fn != NULL, &tp, err);
+	rc = forward_body(st, n, all_logits, logits != NULL || tap_fn != NULL || keep, &tp, err);
 	st->launches += g_cuda_launches - before;
 	if (rc)
 		return rc;
+	// With a tap (or all logits) every row was computed: the last is n-1.
+	st->last_logits = st->logits + (all_logits || tap_fn ? (int64_t)(n - 1) * V : 0);
 	if (logits) {
 		const float *src = st->logits;
 		size_t cnt = (size_t)V;
@@ -579,6 +592,7 @@ static void cuda_free_state(void *state)
 	cudaFree(st->qkv1);
 	cudaFreeHost(st->pin_tp);
 	cudaFreeHost(st->pin_logits);
+	infer_cuda_sampler_free(st->sampler);
 	if (st->s)
 		cudaStreamDestroy(st->s);
 	free(st->host);
@@ -730,6 +744,27 @@ fail:
 	return NULL;
 }
 
+// Sampling on the device from the last eval's logits (sample.cu); the host
+// sampler (session.c) keeps the PRNG and the history window.
+static int cuda_sample(void *state, const infer_sampler_params *p, double u,
+		       const int32_t *pen, int32_t n_pen, int32_t *id, float *lp_raw,
+		       float *lp_final, infer_error *err)
+{
+	cuda_state *st = (cuda_state *)state;
+	int32_t V = st->hp->n_vocab;
+	uint64_t before = g_cuda_launches;
+	int rc;
+
+	if (!st->last_logits)
+		return cu_err(err, INFER_E_ARG, "cuda sample: the last eval kept no logits");
+	if (!st->sampler && !(st->sampler = infer_cuda_sampler_new(V, err)))
+		return err ? err->code : INFER_E_DEVICE;
+	rc = infer_cuda_sample(st->sampler, st->last_logits, V, p, u, pen, n_pen, st->s, id, lp_raw,
+			       lp_final, err);
+	st->launches += g_cuda_launches - before;
+	return rc;
+}
+
 static uint64_t cuda_device_bytes(const void *state)
 {
 	return ((const cuda_state *)state)->device_bytes;
@@ -742,5 +777,5 @@ static uint64_t cuda_kernel_launches(const void *state)
 
 extern "C" const infer_forward infer_forward_cuda = {
 	"cuda", cuda_init_state, cuda_eval, NULL, cuda_free_state, cuda_device_bytes,
-	cuda_kernel_launches,
+	cuda_kernel_launches, cuda_sample,
 };

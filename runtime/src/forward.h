@@ -25,6 +25,7 @@
 
 #include "infer/error.h"
 #include "infer/model.h"
+#include "infer/sampler.h"
 #include "infer/session.h"
 
 #ifdef __cplusplus
@@ -51,11 +52,32 @@ typedef struct infer_forward {
 	/* Evidence for the anti-cheat check (session.h); may be NULL (= 0). */
 	uint64_t (*device_bytes)(const void *state);
 	uint64_t (*kernel_launches)(const void *state);
+	/* Samples from the last token's logits of the last eval, which ran with
+	 * logits NULL and all_logits INFER_EVAL_KEEP_LOGITS (they stay on the
+	 * device): infer_cuda_sample's contract (u: the host sampler's draw,
+	 * pen_ids: the ids the repetition penalty touches). The kernels library
+	 * calls nothing of the runtime's, so session.c makes the draw.
+	 * NULL: the host samples. */
+	int (*sample)(void *state, const infer_sampler_params *p, double u, const int32_t *pen_ids,
+		      int32_t n_pen, int32_t *id, float *logprob_raw, float *logprob_final,
+		      infer_error *err);
 } infer_forward;
+
+/* all_logits value for eval: keep the last token's logits on the backend
+ * for sample() instead of copying them to the host. */
+#define INFER_EVAL_KEEP_LOGITS 2
 
 /* session.c: the context size a session was created with (generate.c stops
  * at it instead of failing). */
 int32_t infer_session_n_ctx_internal(const infer_session *s);
+
+/* session.c: 1 when the session's backend samples on its device; then
+ * infer_session_sample picks from the logits an eval with logits NULL and
+ * all_logits INFER_EVAL_KEEP_LOGITS left there. */
+int infer_session_device_sampling(const infer_session *s);
+int infer_session_sample(infer_session *s, infer_sampler *smp, const int32_t *history,
+			 int32_t n_history, int32_t *id, float *logprob_raw, float *logprob_final,
+			 infer_error *err);
 
 /* forward_cpu.c */
 extern const infer_forward infer_forward_cpu;

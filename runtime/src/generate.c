@@ -199,6 +199,24 @@ static int finish_text(struct gen *g, infer_gen_cb cb, void *user)
 	return g->res->text ? 0 : -1;
 }
 
+/* The next token: on the backend's device when it samples there (the last
+ * eval left the logits on it), else on the host from `logits`. */
+static int sample_next(struct gen *g, infer_sampler *smp, const float *logits, int dev,
+		       int32_t *id, infer_gen_token *t, infer_error *err)
+{
+	infer_gen_result *r = g->res;
+	int32_t n_vocab = infer_session_model(g->s)->hp.n_vocab;
+
+	if (dev)
+		return infer_session_sample(g->s, smp, r->tokens, (int32_t)r->n_tokens, id,
+					    &t->logprob, &t->logprob_sampled, err);
+	*id = infer_sampler_sample(smp, logits, n_vocab, r->tokens, (int32_t)r->n_tokens,
+				   &t->logprob, &t->logprob_sampled);
+	if (*id < 0)
+		return infer_error_set(err, INFER_E_NOMEM, -1, "generate: sampling failed");
+	return 0;
+}
+
 int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb, void *user,
 		   infer_gen_result *res, infer_error *err)
 {
@@ -209,6 +227,11 @@ int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb,
 	float *logits = NULL;
 	double t0 = now_ms(), t1;
 	uint64_t launches0 = infer_session_kernel_launches(s);
+	/* INFER_SAMPLE_ON_HOST=1: copy the logits back and sample on the host
+	 * even where the backend samples on its device (A/B measurements). */
+	const char *host_env = getenv("INFER_SAMPLE_ON_HOST");
+	int dev = infer_session_device_sampling(s) && !(host_env && *host_env == '1');
+	int keep = dev ? INFER_EVAL_KEEP_LOGITS : 0;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -227,7 +250,8 @@ int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb,
 	if ((rc = tokenize_prompt(&g, err)))
 		goto out;
 	infer_session_reset(s);
-	if ((rc = infer_session_eval(s, res->prompt_tokens, (int32_t)res->n_prompt, logits, 0, err)))
+	if ((rc = infer_session_eval(s, res->prompt_tokens, (int32_t)res->n_prompt,
+				     dev ? NULL : logits, keep, err)))
 		goto out;
 	t1 = now_ms();
 	res->prompt_ms = t1 - t0;
@@ -236,9 +260,9 @@ int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb,
 		int32_t id;
 		int stop;
 
-		id = infer_sampler_sample(smp, logits, n_vocab, res->tokens, (int32_t)res->n_tokens,
-					  &t.logprob, &t.logprob_sampled);
-		if (id < 0 || push_token(&g, id, t.logprob, t.logprob_sampled)) {
+		if ((rc = sample_next(&g, smp, logits, dev, &id, &t, err)))
+			goto out;
+		if (push_token(&g, id, t.logprob, t.logprob_sampled)) {
 			rc = infer_error_set(err, INFER_E_NOMEM, -1, "generate: sampling failed");
 			goto out;
 		}
@@ -266,7 +290,7 @@ int infer_generate(infer_session *s, const infer_gen_params *p, infer_gen_cb cb,
 			break; /* no logits needed for a token nobody samples */
 		if (infer_session_pos(s) >= infer_session_n_ctx_internal(s))
 			break; /* context full: "length", like max_tokens */
-		if ((rc = infer_session_eval(s, &id, 1, logits, 0, err)))
+		if ((rc = infer_session_eval(s, &id, 1, dev ? NULL : logits, keep, err)))
 			goto out;
 	}
 	res->gen_ms = now_ms() - t1;

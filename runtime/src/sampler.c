@@ -221,6 +221,40 @@ static int32_t truncate_cands(const infer_sampler_params *p, const struct cand *
 	return n;
 }
 
+const infer_sampler_params *infer_sampler_get_params(const infer_sampler *s)
+{
+	return &s->p;
+}
+
+double infer_sampler_next_unit(infer_sampler *s)
+{
+	return next_unit(s->s);
+}
+
+/* The ids apply_penalty touches, in the same window and order. */
+int32_t infer_sampler_penalty_ids(const infer_sampler *s, const int32_t *hist, int32_t n_hist,
+				  int32_t n_vocab, int32_t *ids)
+{
+	const infer_sampler_params *p = &s->p;
+	int32_t from, n = 0;
+
+	if (p->repeat_penalty == 1.0f || p->repeat_penalty <= 0.0f || !hist || n_hist <= 0)
+		return 0;
+	from = p->repeat_last_n > 0 && n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
+	for (int32_t i = from; i < n_hist; i++) {
+		int32_t id = hist[i];
+		int seen = 0;
+
+		if (id < 0 || id >= n_vocab)
+			continue;
+		for (int32_t j = from; j < i && !seen; j++)
+			seen = hist[j] == id;
+		if (!seen)
+			ids[n++] = id;
+	}
+	return n;
+}
+
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n_vocab,
 			     const int32_t *history, int32_t n_history,
 			     float *logprob_raw, float *logprob_final)

@@ -152,6 +152,36 @@ int infer_session_eval(infer_session *s, const int32_t *tokens, int32_t n, float
 	return 0;
 }
 
+int infer_session_device_sampling(const infer_session *s)
+{
+	return s->fw->sample != NULL;
+}
+
+int infer_session_sample(infer_session *s, infer_sampler *smp, const int32_t *history,
+			 int32_t n_history, int32_t *id, float *logprob_raw, float *logprob_final,
+			 infer_error *err)
+{
+	const infer_sampler_params *p = infer_sampler_get_params(smp);
+	int32_t n_pen = 0, *pen = NULL;
+	double u;
+	int rc;
+
+	if (!s->fw->sample)
+		return infer_error_set(err, INFER_E_ARG, -1, "sample: backend %s samples on the host",
+				       s->fw->backend);
+	if (history && n_history > 0) {
+		pen = malloc((size_t)n_history * sizeof(*pen));
+		if (!pen)
+			return infer_error_set(err, INFER_E_NOMEM, -1, "sample: out of memory");
+		n_pen = infer_sampler_penalty_ids(smp, history, n_history, s->m->hp.n_vocab, pen);
+	}
+	/* The one draw infer_sampler_sample makes for a non-greedy pick. */
+	u = p->temperature > 0.0f ? infer_sampler_next_unit(smp) : 0.0;
+	rc = s->fw->sample(s->state, p, u, pen, n_pen, id, logprob_raw, logprob_final, err);
+	free(pen);
+	return rc;
+}
+
 uint64_t infer_session_device_bytes(const infer_session *s)
 {
 	return s->fw->device_bytes ? s->fw->device_bytes(s->state) : 0;

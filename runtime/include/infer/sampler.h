@@ -28,6 +28,17 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n_vo
 			     const int32_t *history, int32_t n_history,
 			     float *logprob_raw, float *logprob_final);
 
+/* For a backend that samples on its own device (kernels/sample.cu) with
+ * this sampler's state: the parameters; the next uniform draw in [0, 1) --
+ * the one infer_sampler_sample makes for a non-greedy pick, so call it
+ * exactly when temperature > 0; and the distinct ids of the history window
+ * the repetition penalty touches (ids: room for n_history; returns how
+ * many, 0 when the penalty is off). */
+const infer_sampler_params *infer_sampler_get_params(const infer_sampler *s);
+double infer_sampler_next_unit(infer_sampler *s);
+int32_t infer_sampler_penalty_ids(const infer_sampler *s, const int32_t *history,
+				  int32_t n_history, int32_t n_vocab, int32_t *ids);
+
 /* log-softmax of logits at index id (float32 inputs, double accumulation). */
 float infer_logprob(const float *logits, int32_t n_vocab, int32_t id);
 

@@ -1,0 +1,404 @@
+// Token sampling on the device: the same chain as runtime/src/sampler.c
+// (penalty -> greedy | temperature -> top-k -> softmax -> top-p -> min-p ->
+// draw), so a cuda session picks the token the CPU sampler would pick from
+// the same logits, parameters and PRNG state.
+//
+// How the choice is kept equal to the CPU's:
+// - the repetition penalty is the same float operation on the same ids (the
+//   host lists the distinct ids of the window, infer_sampler_penalty_ids);
+// - greedy: the first maximum (ties -> lowest id), an exact comparison;
+// - candidates are ordered by logit, ties by id: a stable radix sort (CUB) of
+//   (logit, id) pairs in id order; -0.0 is turned into +0.0 first because the
+//   radix sort orders their bits while the CPU's comparison calls them equal;
+// - the uniform draw is NOT made here: the host's xoshiro256** state makes it
+//   (infer_sampler_next_unit), one draw per non-greedy pick, as the CPU does.
+// Tie rule (the only place the two can differ): probabilities are exp() in
+// double on both sides, but CUDA's exp() may differ from glibc's by 1 ulp and
+// the sums run in a different order, so cumulative masses differ by ~1e-16
+// relative. When top_p, or u * mass, falls within that distance of a
+// cumulative-mass boundary, the two may keep / pick the neighbouring
+// candidate. With 53-bit draws this is a ~1e-15 event per token.
+// NaN logits are not supported (the forward pass never produces them).
+#include <cub/cub.cuh>
+
+#include "infer_cuda.h"
+#include "kernels.cuh"
+
+#define SB 1024        // threads of the single-block selection kernels
+#define SCAN_ITEMS 4   // doubles per thread per scan tile
+
+struct sample_pick {
+	int32_t id;
+	float lp_raw, lp_final;
+};
+
+struct infer_cuda_sampler {
+	int32_t n_vocab;
+	float *keys_in, *keys_out;
+	int32_t *ids_in, *ids_out, *pen;
+	double *p;
+	void *tmp;
+	size_t tmp_bytes;
+	sample_pick *d_out, *h_out;
+};
+
+/* ---- block reductions (SB threads) --------------------------------------- */
+
+__device__ static double block_sum(double v, double *sh)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_down_sync(0xffffffffu, v, o);
+	__syncthreads();
+	if ((threadIdx.x & 31) == 0)
+		sh[threadIdx.x >> 5] = v;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		v = sh[threadIdx.x];
+		for (int o = 16; o > 0; o >>= 1)
+			v += __shfl_down_sync(0xffffffffu, v, o);
+		if (threadIdx.x == 0)
+			sh[0] = v;
+	}
+	__syncthreads();
+	return sh[0];
+}
+
+__device__ static float block_max(float v, float *sh)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+	__syncthreads();
+	if ((threadIdx.x & 31) == 0)
+		sh[threadIdx.x >> 5] = v;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		v = sh[threadIdx.x];
+		for (int o = 16; o > 0; o >>= 1)
+			v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+		if (threadIdx.x == 0)
+			sh[0] = v;
+	}
+	__syncthreads();
+	return sh[0];
+}
+
+// (value, index) with the larger value winning, ties to the lower index.
+__device__ static bool better(float v, int i, float bv, int bi)
+{
+	return v > bv || (v == bv && i < bi);
+}
+
+__device__ static int block_argmax(float bv, int bi, float *shv, int *shi)
+{
+	for (int o = 16; o > 0; o >>= 1) {
+		float v = __shfl_down_sync(0xffffffffu, bv, o);
+		int i = __shfl_down_sync(0xffffffffu, bi, o);
+		if (better(v, i, bv, bi)) {
+			bv = v;
+			bi = i;
+		}
+	}
+	__syncthreads();
+	if ((threadIdx.x & 31) == 0) {
+		shv[threadIdx.x >> 5] = bv;
+		shi[threadIdx.x >> 5] = bi;
+	}
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		bv = shv[threadIdx.x];
+		bi = shi[threadIdx.x];
+		for (int o = 16; o > 0; o >>= 1) {
+			float v = __shfl_down_sync(0xffffffffu, bv, o);
+			int i = __shfl_down_sync(0xffffffffu, bi, o);
+			if (better(v, i, bv, bi)) {
+				bv = v;
+				bi = i;
+			}
+		}
+		if (threadIdx.x == 0)
+			shi[0] = bi;
+	}
+	__syncthreads();
+	return shi[0];
+}
+
+// log-softmax of the raw logits at id, as infer_logprob: float inputs,
+// the maximum subtracted, exp and the sum in double.
+__device__ static float block_logprob(const float *raw, int n, int id, double *shd, float *shf)
+{
+	float m = -INFINITY;
+	double s = 0.0, mx;
+
+	for (int i = threadIdx.x; i < n; i += SB)
+		m = fmaxf(m, raw[i]);
+	mx = (double)block_max(m, shf);
+	for (int i = threadIdx.x; i < n; i += SB)
+		s += exp((double)raw[i] - mx);
+	s = block_sum(s, shd);
+	return (float)((double)raw[id] - mx - log(s));
+}
+
+typedef cub::BlockScan<double, SB> scan_t;
+
+// The first i in [0, n) whose inclusive prefix sum of p passes thr (cum > thr
+// when strict, else cum >= thr); -1 when none does. Tiles of SB*SCAN_ITEMS in
+// order, each scanned in parallel with the running total carried over.
+__device__ static int scan_first(const double *p, int n, double thr, bool strict,
+				 typename scan_t::TempStorage &ts)
+{
+	__shared__ int found;
+	__shared__ double tile_end;
+	double carry = 0.0;
+
+	for (int base = 0; base < n; base += SB * SCAN_ITEMS) {
+		double v[SCAN_ITEMS];
+		int first = base + threadIdx.x * SCAN_ITEMS;
+
+		for (int k = 0; k < SCAN_ITEMS; k++)
+			v[k] = first + k < n ? p[first + k] : 0.0;
+		scan_t(ts).InclusiveSum(v, v);
+		if (threadIdx.x == 0)
+			found = INT_MAX;
+		__syncthreads();
+		for (int k = 0; k < SCAN_ITEMS && first + k < n; k++) {
+			double c = carry + v[k];
+			if (strict ? c > thr : c >= thr) {
+				atomicMin(&found, first + k);
+				break;
+			}
+		}
+		if (threadIdx.x == SB - 1)
+			tile_end = carry + v[SCAN_ITEMS - 1];
+		__syncthreads();
+		if (found != INT_MAX)
+			return found;
+		carry = tile_end;
+		__syncthreads(); // found / tile_end / ts are reused by the next tile
+	}
+	return -1;
+}
+
+/* ---- kernels ------------------------------------------------------------- */
+
+// keys = logits with -0.0 made +0.0 (x + 0.0f), ids = 0..n-1.
+__global__ static void prep_kernel(const float *__restrict__ l, float *__restrict__ keys,
+				   int32_t *__restrict__ ids, int n)
+{
+	int i = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n) {
+		keys[i] = l[i] + 0.0f;
+		ids[i] = i;
+	}
+}
+
+// sampler.c apply_penalty on distinct ids: positive / rp, others * rp.
+__global__ static void penalty_kernel(float *keys, const int32_t *pen, int n_pen, float rp)
+{
+	int j = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (j < n_pen) {
+		float v = keys[pen[j]];
+		keys[pen[j]] = (v > 0 ? v / rp : v * rp) + 0.0f;
+	}
+}
+
+__global__ static void __launch_bounds__(SB)
+greedy_kernel(const float *__restrict__ keys, const float *__restrict__ raw, int n,
+	      sample_pick *out)
+{
+	__shared__ float shv[32];
+	__shared__ int shi[32];
+	__shared__ double shd[32];
+	float bv = -INFINITY;
+	int bi = INT_MAX, id;
+
+	for (int i = threadIdx.x; i < n; i += SB)
+		if (better(keys[i], i, bv, bi)) {
+			bv = keys[i];
+			bi = i;
+		}
+	id = block_argmax(bv, bi, shv, shi);
+	if (id == INT_MAX)
+		id = 0; // every key NaN: the CPU's argmax keeps index 0 too
+	float lp = block_logprob(raw, n, id, shd, shv);
+	if (threadIdx.x == 0) {
+		out->id = id;
+		out->lp_raw = lp;
+		out->lp_final = 0.0f; // greedy: the pick has probability 1
+	}
+}
+
+struct pick_args {
+	int n_vocab, top_k;
+	float temp, top_p, min_p;
+	double u;
+};
+
+// Over the sorted (logit, id) pairs: top-k, softmax / temp, top-p, min-p,
+// the draw u * mass, as sampler.c does on its sorted candidates.
+__global__ static void __launch_bounds__(SB)
+pick_kernel(const float *__restrict__ sk, const int32_t *__restrict__ sid,
+	    const float *__restrict__ raw, double *p, pick_args a, sample_pick *out)
+{
+	__shared__ typename scan_t::TempStorage ts;
+	__shared__ double shd[32];
+	__shared__ float shf[32];
+	int n = a.top_k > 0 && a.top_k < a.n_vocab ? a.top_k : a.n_vocab;
+	double mx = (double)sk[0] / a.temp, sum = 0.0, mass = 0.0;
+	int idx;
+
+	for (int i = threadIdx.x; i < n; i += SB) {
+		p[i] = exp((double)sk[i] / a.temp - mx);
+		sum += p[i];
+	}
+	sum = block_sum(sum, shd);
+	for (int i = threadIdx.x; i < n; i += SB)
+		p[i] /= sum;
+	__syncthreads(); // p is read across threads from here on
+	if (a.top_p < 1.0f) {
+		int j = scan_first(p, n, (double)a.top_p, false, ts);
+		n = j < 0 ? n : j + 1; // the CPU keeps at least one
+	}
+	if (a.min_p > 0.0f) {
+		__shared__ int cut;
+		double floor = (double)a.min_p * p[0];
+
+		if (threadIdx.x == 0)
+			cut = n;
+		__syncthreads();
+		for (int i = 1 + threadIdx.x; i < n; i += SB)
+			if (p[i] < floor)
+				atomicMin(&cut, i);
+		__syncthreads();
+		n = cut;
+	}
+	for (int i = threadIdx.x; i < n; i += SB)
+		mass += p[i];
+	mass = block_sum(mass, shd);
+	idx = scan_first(p, n, a.u * mass, true, ts);
+	if (idx < 0)
+		idx = n - 1;
+	int id = sid[idx];
+	float lp = block_logprob(raw, a.n_vocab, id, shd, shf);
+	if (threadIdx.x == 0) {
+		out->id = id;
+		out->lp_raw = lp;
+		out->lp_final = (float)log(p[idx] / mass);
+	}
+}
+
+/* ---- host ---------------------------------------------------------------- */
+
+extern "C" void infer_cuda_sampler_free(infer_cuda_sampler *cs)
+{
+	if (!cs)
+		return;
+	cudaFree(cs->keys_in);
+	cudaFree(cs->keys_out);
+	cudaFree(cs->ids_in);
+	cudaFree(cs->ids_out);
+	cudaFree(cs->pen);
+	cudaFree(cs->p);
+	cudaFree(cs->tmp);
+	cudaFree(cs->d_out);
+	cudaFreeHost(cs->h_out);
+	free(cs);
+}
+
+static int sampler_alloc(infer_cuda_sampler *cs, infer_error *err)
+{
+	size_t n = (size_t)cs->n_vocab;
+
+	CK(cudaMalloc((void **)&cs->keys_in, n * 4));
+	CK(cudaMalloc((void **)&cs->keys_out, n * 4));
+	CK(cudaMalloc((void **)&cs->ids_in, n * 4));
+	CK(cudaMalloc((void **)&cs->ids_out, n * 4));
+	CK(cudaMalloc((void **)&cs->pen, n * 4));
+	CK(cudaMalloc((void **)&cs->p, n * 8));
+	CK(cudaMalloc((void **)&cs->d_out, sizeof(sample_pick)));
+	CK(cudaMallocHost((void **)&cs->h_out, sizeof(sample_pick)));
+	CK(cub::DeviceRadixSort::SortPairsDescending(NULL, cs->tmp_bytes, cs->keys_in, cs->keys_out,
+						     cs->ids_in, cs->ids_out, cs->n_vocab));
+	CK(cudaMalloc(&cs->tmp, cs->tmp_bytes));
+	return 0;
+}
+
+extern "C" infer_cuda_sampler *infer_cuda_sampler_new(int32_t n_vocab, infer_error *err)
+{
+	infer_cuda_sampler *cs;
+
+	if (n_vocab <= 0) {
+		cu_err(err, INFER_E_ARG, "cuda sampler: n_vocab %d must be > 0", n_vocab);
+		return NULL;
+	}
+	if (cuda_init(err))
+		return NULL;
+	cs = (infer_cuda_sampler *)calloc(1, sizeof(*cs));
+	if (!cs) {
+		cu_err(err, INFER_E_NOMEM, "cuda sampler: out of memory");
+		return NULL;
+	}
+	cs->n_vocab = n_vocab;
+	if (sampler_alloc(cs, err)) {
+		infer_cuda_sampler_free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+static int launch_pick(infer_cuda_sampler *cs, const float *d_logits, int32_t n,
+		       const infer_sampler_params *p, double u, cudaStream_t s, infer_error *err)
+{
+	pick_args a = { n, p->top_k, p->temperature, p->top_p, p->min_p, u };
+	size_t tb = cs->tmp_bytes;
+
+	CK(cub::DeviceRadixSort::SortPairsDescending(cs->tmp, tb, cs->keys_in, cs->keys_out,
+						     cs->ids_in, cs->ids_out, n, 0, 32, s));
+	// CUB's own launches inside the sort are not counted: how many it makes
+	// is its business and would be a guess here.
+	pick_kernel<<<1, SB, 0, s>>>(cs->keys_out, cs->ids_out, d_logits, cs->p, a, cs->d_out);
+	g_cuda_launches++;
+	CK_LAUNCH("pick_kernel");
+	return 0;
+}
+
+extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, int32_t n_vocab,
+				 const infer_sampler_params *p, double u, const int32_t *pen_ids,
+				 int32_t n_pen, void *stream, int32_t *id, float *lp_raw,
+				 float *lp_final, infer_error *err)
+{
+	cudaStream_t s = (cudaStream_t)stream;
+	int rc;
+
+	if (!cs || !d_logits || !p || n_vocab <= 0 || n_vocab > cs->n_vocab || n_pen < 0 ||
+	    n_pen > n_vocab)
+		return cu_err(err, INFER_E_ARG, "cuda sample: bad arguments (n_vocab %d of %d, %d penalised)",
+			      n_vocab, cs ? cs->n_vocab : 0, n_pen);
+	prep_kernel<<<(unsigned)cdiv(n_vocab, 256), 256, 0, s>>>(d_logits, cs->keys_in, cs->ids_in,
+								 n_vocab);
+	g_cuda_launches++;
+	CK_LAUNCH("prep_kernel");
+	if (n_pen > 0 && p->repeat_penalty != 1.0f && p->repeat_penalty > 0.0f) {
+		CK(cudaMemcpyAsync(cs->pen, pen_ids, (size_t)n_pen * 4, cudaMemcpyHostToDevice, s));
+		penalty_kernel<<<(unsigned)cdiv(n_pen, 256), 256, 0, s>>>(cs->keys_in, cs->pen, n_pen,
+									  p->repeat_penalty);
+		g_cuda_launches++;
+		CK_LAUNCH("penalty_kernel");
+	}
+	if (p->temperature <= 0.0f) {
+		greedy_kernel<<<1, SB, 0, s>>>(cs->keys_in, d_logits, n_vocab, cs->d_out);
+		g_cuda_launches++;
+		CK_LAUNCH("greedy_kernel");
+	} else if ((rc = launch_pick(cs, d_logits, n_vocab, p, u, s, err))) {
+		return rc;
+	}
+	CK(cudaMemcpyAsync(cs->h_out, cs->d_out, sizeof(sample_pick), cudaMemcpyDeviceToHost, s));
+	CK(cudaStreamSynchronize(s));
+	*id = cs->h_out->id;
+	if (lp_raw)
+		*lp_raw = cs->h_out->lp_raw;
+	if (lp_final)
+		*lp_final = cs->h_out->lp_final;
+	return 0;
+}

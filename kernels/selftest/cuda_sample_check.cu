@@ -103,7 +103,7 @@ static const infer_sampler_params g_sets[] = {
 static int compare_sets(infer_cuda_sampler *cs, float *h_l, float *d_l, int32_t n, int trials,
 			infer_error *err)
 {
-	int bad = 0, total = 0;
+	int bad = 0;
 	int32_t hist[48];
 
 	for (size_t s = 0; s < sizeof(g_sets) / sizeof(g_sets[0]); s++) {
@@ -125,7 +125,6 @@ static int compare_sets(infer_cuda_sampler *cs, float *h_l, float *d_l, int32_t 
 				printf("FAIL device sample: %s\n", err->msg);
 				return -1;
 			}
-			total++;
 			if (!same(c, d)) {
 				if (set_bad++ < 3)
 					printf("  mismatch n=%d set %zu trial %d: cpu %d (%.7g, %.7g) cuda %d (%.7g, %.7g)\n",
@@ -139,7 +138,6 @@ static int compare_sets(infer_cuda_sampler *cs, float *h_l, float *d_l, int32_t 
 		       p.repeat_penalty, trials - set_bad, trials);
 		bad += set_bad;
 	}
-	(void)total;
 	return bad;
 }
 

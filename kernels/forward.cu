@@ -536,7 +536,8 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 	if (rc)
 		return rc;
 	// With a tap (or all logits) every row was computed: the last is n-1.
-	st->last_logits = st->logits + (all_logits || tap_fn ? (int64_t)(n - 1) * V : 0);
+	if (logits || tap_fn || keep)
+		st->last_logits = st->logits + (all_logits || tap_fn ? (int64_t)(n - 1) * V : 0);
 	if (logits) {
 		const float *src = st->logits;
 		size_t cnt = (size_t)V;

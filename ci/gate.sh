@@ -90,7 +90,8 @@ write_junit() {
 plain="-DINFER_SANITIZE=OFF -DINFER_COVERAGE=OFF -DINFER_FUZZ=OFF"
 
 release_build() {
-	cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DINFER_CUDA=OFF $plain && cmake --build "$B" -j "$jobs"
+	cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DINFER_CUDA=OFF $plain &&
+		cmake --build "$B" -j "$jobs"
 }
 
 # nvcc was found, so the CUDA backend must be configured, compile and link.
@@ -117,7 +118,8 @@ asan_build() {
 }
 
 ctest_asan() {
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_in "$B-asan" "$out/ctest-asan.xml"
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest_in "$B-asan" "$out/ctest-asan.xml"
 }
 
 cov_build() {
@@ -137,7 +139,8 @@ coverage() {
 		--ignore-errors gcov,source &&
 		lcov --quiet --extract "$info.all" "$PWD/runtime/src/*" "$PWD/harness/src/*" \
 			--output-file "$info" &&
-		genhtml --quiet "$info" --output-directory reports/coverage --title "runtime + harness" ||
+		genhtml --quiet "$info" --output-directory reports/coverage \
+			--title "runtime + harness" ||
 		return 1
 	rm -f "$info.all"
 	lcov --summary "$info" 2>&1 | tee "$out/coverage.txt"

@@ -386,7 +386,8 @@ static int parse_args(int argc, char **argv)
 		}
 		i++;
 	}
-	if (!g_opt.url || g_opt.pid <= 0 || g_opt.clients < 1 || g_opt.clients > 256 || g_opt.requests < 1) {
+	if (!g_opt.url || g_opt.pid <= 0 || g_opt.clients < 1 || g_opt.clients > 256 ||
+	    g_opt.requests < 1) {
 		fprintf(stderr, "error: --url and --pid are required; clients 1..256, requests >= 1\n");
 		return -1;
 	}
@@ -432,7 +433,8 @@ static int warm_up(void)
 	int rc;
 
 	snprintf(body, sizeof(body),
-		 "{\"prompt\":\"%s\",\"chat\":true,\"max_tokens\":12,\"temperature\":0,\"stream\":false}", PROMPT);
+		 "{\"prompt\":\"%s\",\"chat\":true,\"max_tokens\":12,\"temperature\":0,"
+		 "\"stream\":false}", PROMPT);
 	g_reference = reference("/v1/generate", body, text_of_plain);
 	snprintf(body, sizeof(body),
 		 "{\"model\":\"m\",\"prompt\":\"%s\",\"max_tokens\":12,\"temperature\":0}", PROMPT);
@@ -489,7 +491,8 @@ int main(int argc, char **argv)
 	alive = rss_after > 0;
 	pass = alive && done && g_st.bad_valid == 0 && g_st.bad_malformed == 0 &&
 	       rss_after <= (long)(rss_warm * (1.0 + g_opt.rss_slack));
-	json_t *r = json_pack("{s:b, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:I, s:f, s:s,"
+	json_t *r = json_pack("{s:b, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:b,"
+			      " s:I, s:I, s:f, s:s,"
 			      " s:{s:i, s:i, s:i, s:i}}",
 			      "pass", pass, "clients", g_opt.clients, "requests_done", g_st.next,
 			      "requests_planned", g_opt.requests, "seconds", now_s() - t0,

@@ -47,7 +47,8 @@ static void test_completions_defaults(void)
 {
 	infer_error err;
 	infer_gen_params p;
-	infer_server_request *r = parse(1, "{\"model\":\"x\",\"prompt\":[\"once\"],\"user\":\"u\"}", &err);
+	infer_server_request *r = parse(1, "{\"model\":\"x\",\"prompt\":[\"once\"],\"user\":\"u\"}",
+				       &err);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
 	infer_server_request_params(r, &p, NULL);
@@ -71,7 +72,8 @@ static void test_refusals_name_the_field(void)
 		{ 0, "{\"prompt\":\"x\",\"top_k\":1001}", "top_k" },
 		{ 0, "{\"prompt\":\"x\",\"top_p\":0}", "top_p" },
 		{ 0, "{\"prompt\":\"x\",\"stop\":[\"\"]}", "stop" },
-		{ 0, "{\"prompt\":\"x\",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}", "stop" },
+		{ 0, "{\"prompt\":\"x\",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
+		  "stop" },
 		{ 0, "{\"prompt\":\"x\",\"n\":1}", "n" },
 		{ 0, "{\"prompt\":\"x\",\"prompt\":\"y\"}", "duplicate" },
 		{ 1, "{\"prompt\":\"x\",\"temperature\":2.5}", "temperature" },

@@ -24,7 +24,9 @@
 #include "commands.h"
 #include "infer/backend.h"
 #include "infer/model.h"
+#include "infer/sampler.h"
 #include "infer/session.h"
+#include "forward.h"
 #ifdef INFER_HAVE_CUDA
 #include "infer_cuda.h"
 #endif
@@ -181,16 +183,40 @@ static int32_t argmax(const float *v, int32_t n)
 	return b;
 }
 
+/* One step as generation runs it: evaluate, then pick the greedy token where
+ * generate.c picks it (on the device when the backend samples there, so a
+ * cuda step does not copy the vocabulary's logits back). */
+static int step(infer_session *s, infer_sampler *greedy, int32_t *toks, int32_t n,
+		float *logits, int32_t n_vocab, infer_error *err)
+{
+	int rc;
+
+	if (infer_session_device_sampling(s)) {
+		if ((rc = infer_session_eval(s, toks, n, NULL, INFER_EVAL_KEEP_LOGITS, err)))
+			return rc;
+		return infer_session_sample(s, greedy, NULL, 0, &toks[0], NULL, NULL, err);
+	}
+	if ((rc = infer_session_eval(s, toks, n, logits, 0, err)))
+		return rc;
+	toks[0] = argmax(logits, n_vocab);
+	return 0;
+}
+
 static int run_bench(infer_session *s, const infer_hparams *hp, struct bench_result *r,
 		     infer_error *err)
 {
 	int32_t *toks = malloc((size_t)r->n_prompt * sizeof(int32_t));
 	float *logits = malloc((size_t)hp->n_vocab * sizeof(float));
+	infer_sampler_params gp;
+	infer_sampler *greedy;
 	uint64_t x = 0x2545f4914f6cdd1dULL, launches0;
 	double t0;
 	int rc = INFER_E_NOMEM;
 
-	if (!toks || !logits)
+	infer_sampler_params_default(&gp);
+	gp.temperature = 0.0f;
+	greedy = infer_sampler_new(&gp);
+	if (!toks || !logits || !greedy)
 		goto out;
 	for (int32_t i = 0; i < r->n_prompt; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -200,29 +226,31 @@ static int run_bench(infer_session *s, const infer_hparams *hp, struct bench_res
 	 * the measured length and one decode step, so one-time costs (device
 	 * buffers sized for the prompt, GEMM plans, the decode graph) stay out. */
 	if ((rc = infer_session_eval(s, toks, r->n_prompt, logits, 0, err)) ||
-	    (rc = infer_session_eval(s, toks, 1, logits, 0, err)))
+	    (rc = step(s, greedy, toks, 1, logits, hp->n_vocab, err)))
 		goto out;
+	for (int32_t i = 0; i < r->n_prompt; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		toks[i] = (int32_t)(x % (uint64_t)hp->n_vocab);
+	}
 	infer_session_reset(s);
 	launches0 = infer_session_kernel_launches(s);
 	t0 = now_ms();
-	if ((rc = infer_session_eval(s, toks, r->n_prompt, logits, 0, err)))
+	if ((rc = step(s, greedy, toks, r->n_prompt, logits, hp->n_vocab, err)))
 		goto out;
 	r->prefill_ms = now_ms() - t0;
-	toks[0] = argmax(logits, hp->n_vocab);
-	r->ttft_ms = now_ms() - t0;
+	r->ttft_ms = r->prefill_ms; /* the first token is picked inside step() */
 	t0 = now_ms();
-	for (int32_t i = 0; i < r->n_gen; i++) {
-		if ((rc = infer_session_eval(s, toks, 1, logits, 0, err)))
+	for (int32_t i = 0; i < r->n_gen; i++)
+		if ((rc = step(s, greedy, toks, 1, logits, hp->n_vocab, err)))
 			goto out;
-		toks[0] = argmax(logits, hp->n_vocab);
-	}
 	r->decode_ms = now_ms() - t0;
 	r->device_bytes = infer_session_device_bytes(s);
 	r->launches = infer_session_kernel_launches(s) - launches0;
 	rc = 0;
 out:
-	if (rc == INFER_E_NOMEM && (!toks || !logits))
+	if (rc == INFER_E_NOMEM && (!toks || !logits || !greedy))
 		infer_error_set(err, rc, -1, "bench: out of memory");
+	infer_sampler_free(greedy);
 	free(toks);
 	free(logits);
 	return rc;

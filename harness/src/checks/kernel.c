@@ -8,13 +8,17 @@
  *
  * Ops: rms_norm_mul, rope_neox, softmax, swiglu, mul_mat (every N of
  * golden.n_cols), attention_gqa. Unknown op or unsupported parameters
- * (e.g. YaRN rope) are errors, never a pass. */
+ * (e.g. YaRN rope) are errors, never a pass.
+ *
+ * params: random (instead of golden): seeded inputs and a double-precision
+ * reference computed in the check (kernel_random.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checks/kernel_random.h"
 #include "compare.h"
 #include "harness.h"
 #include "infer/backend.h"
@@ -461,6 +465,7 @@ static void run(const struct check *c, const char *backend, struct check_result 
 	const char *path = check_param_str(c, "golden", NULL);
 	const char *ref = check_param_str(c, "reference", "out");
 	const char *want_op = check_param_str(c, "op", NULL);
+	const json_t *random = json_object_get(c->params, "random");
 	gguf_str op = { 0 };
 	char opname[64];
 	size_t i;
@@ -472,6 +477,10 @@ static void run(const struct check *c, const char *backend, struct check_result 
 	}
 	if (cmp_tolerance_parse(c->tolerance, &k.tol, &k.e)) {
 		check_result_set(r, CHECK_ERROR, "bad tolerance: %s", k.e.msg);
+		return;
+	}
+	if (random) {
+		kernel_random_run(random, k.ops, &k.tol, r);
 		return;
 	}
 	k.f = gguf_open(path, &k.e);
@@ -509,17 +518,23 @@ static int validate(const json_t *params, const json_t *tol, infer_error *err)
 	json_t *v;
 	size_t i;
 
+	const json_t *random = json_object_get(params, "random");
+
 	json_object_foreach((json_t *)params, k, v) {
-		if (strcmp(k, "golden") && strcmp(k, "reference") && strcmp(k, "op") && strcmp(k, "entry"))
-			return infer_error_set(err, INFER_E_ARG, -1, "%s: unknown parameter (golden, reference, op)", k);
-		if (strcmp(k, "entry") && !json_is_string(v))
+		if (random && strcmp(k, "random") && strcmp(k, "entry"))
+			return infer_error_set(err, INFER_E_ARG, -1, "%s: not allowed with random (it reads no golden)", k);
+		if (!random && strcmp(k, "golden") && strcmp(k, "reference") && strcmp(k, "op") && strcmp(k, "entry"))
+			return infer_error_set(err, INFER_E_ARG, -1, "%s: unknown parameter (golden, reference, op, random)", k);
+		if (!random && strcmp(k, "entry") && !json_is_string(v))
 			return infer_error_set(err, INFER_E_ARG, -1, "%s: must be a string", k);
 	}
-	if (!json_object_get(params, "golden"))
-		return infer_error_set(err, INFER_E_ARG, -1, "golden: input path required");
 	if (!tol)
 		return infer_error_set(err, INFER_E_ARG, -1,
 				       "tolerance: required for kernel checks (state it and why in the spec)");
+	if (random)
+		return kernel_random_validate(random, err);
+	if (!json_object_get(params, "golden"))
+		return infer_error_set(err, INFER_E_ARG, -1, "golden: input path required (or random)");
 	op = json_string_value(json_object_get(params, "op"));
 	if (!op)
 		return 0;

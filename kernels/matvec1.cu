@@ -2,6 +2,7 @@
 // Kept apart from matvec.cu so the two template-heavy files compile in
 // parallel.
 #include "kernels.cuh"
+#include "qfast.cuh"
 
 static __device__ __forceinline__ float warp_sum1(float v)
 {
@@ -27,12 +28,23 @@ struct mv1_args {
 
 #define MV1_THREADS 128
 
+template <typename T, bool FAST>
+static __device__ __forceinline__ void deq_pick(const uint8_t *b, int g, float *y, const iq_tabs &t)
+{
+	if constexpr (FAST)
+		qfast<T>::deq(b, g, y, t);
+	else
+		T::deq(b, g, y, t);
+}
+
 // One block computes ROWS rows; its 128 threads split each row's groups
 // between them (consecutive threads take consecutive groups, so a warp
 // reads contiguous bytes), partial sums stay in registers for all ROWS
 // rows, and one block reduction at the end yields them all. Splitting a row
 // over the whole block keeps enough loads in flight even when M is small.
-template <typename T, bool NORM, bool PAIR, int ROWS>
+// FAST (types with a qfast decoder, aligned operands): the wide-load group
+// decoder and 16-byte loads of x and the norm weight; same values and sums.
+template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
 static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_tabs t)
 {
 	__shared__ double red[MV1_THREADS / 32];
@@ -75,11 +87,25 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 		acc[r] = acc2[r] = 0.0f;
 	for (int64_t gi = threadIdx.x; gi < ng; gi += MV1_THREADS) {
 		float xp[T::G];
-		for (int i = 0; i < T::G; i++) {
-			float xv = __ldg(a.x + gi * T::G + i);
-			if constexpr (NORM)
-				xv = __fmul_rn(__fmul_rn(xv, scale), __ldg(a.nw + gi * T::G + i));
-			xp[i] = xv;
+		if constexpr (FAST && T::G == 8) {
+			const float4 *xv = (const float4 *)(a.x + gi * 8);
+			float4 x0 = __ldg(xv), x1 = __ldg(xv + 1);
+			xp[0] = x0.x, xp[1] = x0.y, xp[2] = x0.z, xp[3] = x0.w;
+			xp[4] = x1.x, xp[5] = x1.y, xp[6] = x1.z, xp[7] = x1.w;
+			if constexpr (NORM) {
+				const float4 *nv = (const float4 *)(a.nw + gi * 8);
+				float4 n0 = __ldg(nv), n1 = __ldg(nv + 1);
+				const float nn[8] = { n0.x, n0.y, n0.z, n0.w, n1.x, n1.y, n1.z, n1.w };
+				for (int i = 0; i < 8; i++)
+					xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
+			}
+		} else {
+			for (int i = 0; i < T::G; i++) {
+				float xv = __ldg(a.x + gi * T::G + i);
+				if constexpr (NORM)
+					xv = __fmul_rn(__fmul_rn(xv, scale), __ldg(a.nw + gi * T::G + i));
+				xp[i] = xv;
+			}
 		}
 		const int64_t boff = (gi / GPB) * T::TS;
 		const int g = (int)(gi % GPB);
@@ -88,11 +114,11 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 			if (row0 + r >= a.M)
 				break;
 			float v[T::G];
-			T::deq(a.w + (row0 + r) * rb + boff, g, v, t);
+			deq_pick<T, FAST>(a.w + (row0 + r) * rb + boff, g, v, t);
 			for (int i = 0; i < T::G; i++)
 				acc[r] += v[i] * xp[i];
 			if constexpr (PAIR) {
-				T::deq(a.w2 + (row0 + r) * rb + boff, g, v, t);
+				deq_pick<T, FAST>(a.w2 + (row0 + r) * rb + boff, g, v, t);
 				for (int i = 0; i < T::G; i++)
 					acc2[r] += v[i] * xp[i];
 			}
@@ -128,6 +154,40 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 		a.y[row] = a.accumulate ? y_old + s : s;
 }
 
+// Rows per block: one when M is small (most warps in flight for the
+// latency-bound projections of the residual width), four for the FFN width
+// (one wave of blocks, the norm prologue shared by four rows), eight for the
+// vocabulary.
+template <typename T, bool NORM, bool PAIR, bool FAST>
+static void mv1_go(const mv1_args &a, cudaStream_t s)
+{
+	if (NORM && !PAIR && a.M >= 16384)
+		mv1_kernel<T, true, false, 8, FAST><<<(unsigned)cdiv(a.M, 8), MV1_THREADS, 0, s>>>(a, cuda_tabs());
+	else if (a.M >= 2048)
+		mv1_kernel<T, NORM, PAIR, 4, FAST><<<(unsigned)cdiv(a.M, 4), MV1_THREADS, 0, s>>>(a, cuda_tabs());
+	else
+		mv1_kernel<T, NORM, PAIR, 1, FAST><<<(unsigned)cdiv(a.M, 1), MV1_THREADS, 0, s>>>(a, cuda_tabs());
+}
+
+template <typename T, bool FAST> static void mv1_forms(const mv1_args &a, cudaStream_t s)
+{
+	if (a.w2 && a.nw)
+		mv1_go<T, true, true, FAST>(a, s);
+	else if (a.nw)
+		mv1_go<T, true, false, FAST>(a, s);
+	else
+		mv1_go<T, false, false, FAST>(a, s);
+}
+
+template <typename T> static void mv1_launch(const mv1_args &a, bool fast, cudaStream_t s)
+{
+	if constexpr (qfast<T>::on) {
+		if (fast)
+			return mv1_forms<T, true>(a, s);
+	}
+	mv1_forms<T, false>(a, s);
+}
+
 int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
 		 const float *x, const float *nw, float eps, const float *bias, float *y,
 		 int accumulate, cudaStream_t s, infer_error *err)
@@ -143,32 +203,15 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 	if (K <= 0 || M <= 0 || K % bs)
 		return cu_err(err, INFER_E_ARG, "cuda matvec1: bad shape K=%lld M=%lld for %s",
 			      (long long)K, (long long)M, cuda_type_name(type));
-	size_t smem = 0;
-	// Rows per block: one when M is small (most warps in flight for the
-	// latency-bound projections of the residual width), four for the FFN
-	// width (one wave of blocks, the norm prologue shared by four rows),
-	// eight for the vocabulary.
-#define MV1_GO(T, NORM, PAIR)                                                                    \
-	do {                                                                                     \
-		if (NORM && !PAIR && M >= 16384)                                                 \
-			mv1_kernel<T, true, false, 8><<<(unsigned)cdiv(M, 8), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
-		else if (M >= 2048)                                                              \
-			mv1_kernel<T, NORM, PAIR, 4><<<(unsigned)cdiv(M, 4), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
-		else                                                                             \
-			mv1_kernel<T, NORM, PAIR, 1><<<(unsigned)cdiv(M, 1), MV1_THREADS, smem, s>>>(a, cuda_tabs()); \
-	} while (0)
-#define LAUNCH(T)                                   \
-	do {                                        \
-		if (w2 && nw)                       \
-			MV1_GO(T, true, true);      \
-		else if (nw)                        \
-			MV1_GO(T, true, false);     \
-		else                                \
-			MV1_GO(T, false, false);    \
-	} while (0)
+	// The fast form needs 8-byte aligned weights (q4_K's 4-byte words; the
+	// others need 2) and 16-byte aligned x / norm weight (float4 loads);
+	// anything else takes the generic decoder, same results.
+	bool fast = !((uintptr_t)w % 8) && !((uintptr_t)w2 % 8) && !((uintptr_t)x % 16) &&
+		    !((uintptr_t)nw % 16);
+
+#define LAUNCH(T) mv1_launch<T>(a, fast, s)
 	QTYPE_DISPATCH_WEIGHTS(type, LAUNCH)
 #undef LAUNCH
-#undef MV1_GO
 	g_cuda_launches++;
 	CK_LAUNCH("mv1_kernel");
 	return 0;

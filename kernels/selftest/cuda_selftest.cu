@@ -27,6 +27,7 @@ extern "C" {
 }
 #include "infer_cuda.h"
 #include "kernels.cuh"
+#include "qfast.cuh"
 #include "minigguf.h"
 
 extern "C" {
@@ -211,6 +212,58 @@ static void dequant_goldens(const std::string &dir, const infer_ops *ops)
 	char name[64];
 	snprintf(name, sizeof(name), "%s dequant goldens", who);
 	result(files_bad == 0, name, "%d files bit-exact, %d differ", files_ok, files_bad);
+}
+
+// The wide-load decoders of the decode mat-vec (qfast.cuh) on the host
+// against the golden values, bit for bit: they must equal the generic ones.
+template <typename T> static int qfast_host(const uint8_t *src, float *dst, int64_t n)
+{
+	iq_tabs t = host_tabs();
+	for (int64_t gi = 0; gi < n / 8; gi++)
+		qfast<T>::deq(src + (gi * 8 / T::BS) * T::TS, (int)(gi % (T::BS / 8)), dst + gi * 8, t);
+	return 1;
+}
+
+static void qfast_goldens(const std::string &dir)
+{
+	std::vector<std::string> files = list_dir(dir, "");
+	int ok = 0, bad = 0;
+
+	for (auto &fn : files) {
+		mg_file *f = mg_open((dir + "/" + fn).c_str());
+		if (!f)
+			continue;
+		const mg_tensor *b = mg_tensor_get(f, "blocks"), *e = mg_tensor_get(f, "expected");
+		if (!b || !e || !(b->type == 6 || b->type == 8 || b->type == 12 || b->type == 14)) {
+			mg_close(f);
+			continue;
+		}
+		std::vector<float> out(e->nel);
+		if (b->type == 6)
+			qfast_host<t_q5_0>(b->data, out.data(), e->nel);
+		else if (b->type == 8)
+			qfast_host<t_q8_0>(b->data, out.data(), e->nel);
+		else if (b->type == 12)
+			qfast_host<t_q4_K>(b->data, out.data(), e->nel);
+		else
+			qfast_host<t_q6_K>(b->data, out.data(), e->nel);
+		int64_t first, nbad = bits_mismatch(out.data(), (const float *)e->data, e->nel, &first);
+		char name[96];
+		snprintf(name, sizeof(name), "host qfast dequant %s", fn.c_str());
+		if (nbad) {
+			result(0, name, "%lld of %lld elements differ, first [%lld]", (long long)nbad,
+			       (long long)e->nel, (long long)first);
+			bad++;
+		} else {
+			ok++;
+		}
+		mg_close(f);
+	}
+	if (!ok && !bad) {
+		skipped("host qfast dequant goldens", "skipped: reference set not found");
+		return;
+	}
+	result(bad == 0, "host qfast dequant goldens", "%d files bit-exact, %d differ", ok, bad);
 }
 
 static const float *tf(const mg_file *f, const char *name)
@@ -543,6 +596,7 @@ int main(int argc, char **argv)
 	}
 	std::string deq = shared + "/conformance/dequant", ker = shared + "/conformance/kernels";
 	dequant_goldens(deq, NULL);
+	qfast_goldens(deq);
 	if (host_only) {
 		skipped("device checks", "skipped: --host-only");
 	} else if (!infer_cuda_available(&err)) {

@@ -1,0 +1,139 @@
+/* Group decoders with wide loads for the weight types of the decode path
+ * (Q8_0, Q5_0, Q4_K, Q6_K: the types of the Q8_0 and Q4_K_M mixes at the
+ * Qwen2.5-0.5B shape). They yield exactly the values of the byte-wise
+ * decoders in qformats.cuh (the same float operations in the same order);
+ * only the loads differ: 2-, 4- and 8-byte words instead of single bytes, so
+ * a group costs 4-7 loads instead of 10-20.
+ *
+ * Alignment: every row and block size of these types is even, so 2-byte
+ * words are aligned whenever the matrix base is; q4_K blocks (144 bytes) also
+ * keep 8-byte words aligned. The caller checks the base pointer (8 bytes)
+ * before choosing these decoders (matvec1.cu). Little-endian words, as on
+ * the device and the x86/ARM hosts the self-test runs on. */
+#ifndef INFER_QFAST_CUH
+#define INFER_QFAST_CUH
+
+#include "qformats.cuh"
+
+HD uint32_t ldw16(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+	return __ldg((const unsigned short *)p);
+#else
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+#endif
+}
+
+HD uint32_t ldw32(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+	return __ldg((const unsigned int *)p);
+#else
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+#endif
+}
+
+/* 8 bytes at p (2-byte aligned) as two little-endian words. */
+HD void ld8_a2(const uint8_t *p, uint32_t *lo, uint32_t *hi)
+{
+	*lo = ldw16(p) | (ldw16(p + 2) << 16);
+	*hi = ldw16(p + 4) | (ldw16(p + 6) << 16);
+}
+
+HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i)
+{
+	return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xff;
+}
+
+/* Default: no fast form, the generic decoder. */
+template <typename T> struct qfast {
+	static constexpr bool on = false;
+	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &t)
+	{
+		T::deq(b, g, y, t);
+	}
+};
+
+template <> struct qfast<t_q8_0> {
+	static constexpr bool on = true;
+	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
+	{
+		float d = h2f((uint16_t)ldw16(b));
+		uint32_t lo, hi;
+		ld8_a2(b + 2 + g * 8, &lo, &hi);
+		for (int i = 0; i < 8; i++)
+			y[i] = fmul_x((float)(int8_t)byte_of(lo, hi, i), d);
+	}
+};
+
+template <> struct qfast<t_q5_0> {
+	static constexpr bool on = true;
+	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
+	{
+		float d = h2f((uint16_t)ldw16(b));
+		uint32_t qh = ldw16(b + 2) | (ldw16(b + 4) << 16), lo, hi;
+		ld8_a2(b + 6 + (g & 1) * 8, &lo, &hi);
+		int sh = (g >> 1) * 4;
+		for (int i = 0; i < 8; i++) {
+			int e = g * 8 + i;
+			int q = (int)((byte_of(lo, hi, i) >> sh) & 0xf) | (int)(((qh >> e) & 1) << 4);
+			y[i] = fmul_x((float)(q - 16), d);
+		}
+	}
+};
+
+template <> struct qfast<t_q4_K> {
+	static constexpr bool on = true;
+	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
+	{
+		uint32_t dd = ldw32(b);
+		float d = h2f((uint16_t)(dd & 0xffff)), dmin = h2f((uint16_t)(dd >> 16));
+		int e0 = g * 8, c = e0 / 64, h = (e0 % 64) / 32, l0 = e0 % 32, j = 2 * c + h;
+		// The 12 scale bytes as three words; k4_scale_min's byte picks.
+		uint32_t s0 = ldw32(b + 4), s1 = ldw32(b + 8), s2 = ldw32(b + 12);
+		int sc, m;
+		if (j < 4) {
+			sc = (int)((s0 >> (8 * j)) & 63);
+			m = (int)((s1 >> (8 * j)) & 63);
+		} else {
+			uint32_t a = (s2 >> (8 * (j - 4))) & 0xff;
+			sc = (int)((a & 0xf) | (((s0 >> (8 * (j - 4))) & 0xff) >> 6 << 4));
+			m = (int)((a >> 4) | (((s1 >> (8 * (j - 4))) & 0xff) >> 6 << 4));
+		}
+		float dl = fmul_x(d, (float)sc), ml = fmul_x(dmin, (float)m);
+		const uint8_t *q = b + 16 + c * 32 + l0;
+		uint32_t lo = ldw32(q), hi = ldw32(q + 4);
+		for (int i = 0; i < 8; i++) {
+			uint32_t v = (byte_of(lo, hi, i) >> (4 * h)) & 0xf;
+			y[i] = fsub_x(fmul_x(dl, (float)v), ml);
+		}
+	}
+};
+
+template <> struct qfast<t_q6_K> {
+	static constexpr bool on = true;
+	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
+	{
+		float d = h2f((uint16_t)ldw16(b + 208));
+		int e0 = g * 8, n = e0 / 128, k = (e0 % 128) / 32, l0 = e0 % 32;
+		uint32_t l_lo, l_hi, h_lo, h_hi;
+		ld8_a2(b + n * 64 + (k & 1) * 32 + l0, &l_lo, &l_hi);
+		ld8_a2(b + 128 + n * 32 + l0, &h_lo, &h_hi);
+		// The scale byte is signed; read through its aligned 2-byte word.
+		int si = 192 + n * 8 + 2 * k + l0 / 16;
+		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
+		float ds = fmul_x(d, (float)sc);
+		int lsh = k >= 2 ? 4 : 0, hsh = 2 * k;
+		for (int i = 0; i < 8; i++) {
+			int lo = (int)((byte_of(l_lo, l_hi, i) >> lsh) & 0xf);
+			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
+			y[i] = fmul_x(ds, (float)((lo | (hb << 4)) - 32));
+		}
+	}
+};
+
+#endif

@@ -28,6 +28,42 @@ struct mv1_args {
 
 #define MV1_THREADS 128
 
+/* Programmatic dependent launch (sm_90): the decode graph is a chain of
+ * short, latency-bound kernels, so each mat-vec is launched before its
+ * predecessor ends, warms L2 with its own weights (read-only, written by no
+ * kernel) and only then waits for the predecessor's results. Everything that
+ * reads or writes activations stays after the wait. */
+static __device__ __forceinline__ void pdl_launch_dependents(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// One L2 prefetch per 128-byte line of the block's ROWS weight rows (both
+// matrices in the pair form), spread over the block's threads.
+template <int ROWS, bool PAIR>
+static __device__ __forceinline__ void mv1_prefetch(const uint8_t *w, const uint8_t *w2, int64_t row0,
+						    int64_t M, int64_t rb)
+{
+	const int64_t nl = (rb + 127) / 128;
+	const int64_t rows = M - row0 < ROWS ? M - row0 : ROWS;
+
+	for (int64_t i = threadIdx.x; i < rows * nl; i += MV1_THREADS) {
+		const int64_t off = (row0 + i / nl) * rb + (i % nl) * 128;
+		asm volatile("prefetch.global.L2 [%0];" ::"l"(w + off));
+		if constexpr (PAIR)
+			asm volatile("prefetch.global.L2 [%0];" ::"l"(w2 + off));
+	}
+}
+
 template <typename T, bool FAST>
 static __device__ __forceinline__ void deq_pick(const uint8_t *b, int g, float *y, const iq_tabs &t)
 {
@@ -52,6 +88,12 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 	constexpr int GPB = T::BS / T::G;
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	float scale = 1.0f;
+	const int64_t row0 = (int64_t)blockIdx.x * ROWS;
+	const int64_t rb = (a.K / T::BS) * T::TS;
+
+	pdl_launch_dependents();
+	mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
+	pdl_wait();
 
 	// x is read straight from global memory (it stays in L1); with NORM the
 	// block first reduces its sum of squares, then normalizes on the fly.
@@ -69,7 +111,6 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 			ss += red[i];
 		scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
 	}
-	const int64_t row0 = (int64_t)blockIdx.x * ROWS;
 	// The epilogue's extra operands (residual, bias) are loaded now, so their
 	// latency overlaps the main loop instead of following it.
 	float y_old = 0.0f, b_row = 0.0f;
@@ -79,7 +120,6 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 		if (a.bias)
 			b_row = a.bias[row0 + threadIdx.x];
 	}
-	const int64_t rb = (a.K / T::BS) * T::TS;
 	const int64_t ng = a.K / T::G;
 	float acc[ROWS], acc2[ROWS];
 #pragma unroll
@@ -158,34 +198,50 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_kernel(mv1_args a, iq_
 // latency-bound projections of the residual width), four for the FFN width
 // (one wave of blocks, the norm prologue shared by four rows), eight for the
 // vocabulary.
+// Launched with programmatic stream serialization (see pdl_wait); on a GPU
+// without it the attribute is ignored and the launch is an ordinary one.
+template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
+static cudaError_t mv1_run(const mv1_args &a, cudaStream_t s)
+{
+	cudaLaunchConfig_t c = {};
+	cudaLaunchAttribute at[1];
+
+	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at[0].val.programmaticStreamSerializationAllowed = 1;
+	c.gridDim = dim3((unsigned)cdiv(a.M, ROWS));
+	c.blockDim = dim3(MV1_THREADS);
+	c.stream = s;
+	c.attrs = at;
+	c.numAttrs = 1;
+	return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, FAST>, a, cuda_tabs());
+}
+
 template <typename T, bool NORM, bool PAIR, bool FAST>
-static void mv1_go(const mv1_args &a, cudaStream_t s)
+static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 {
 	if (NORM && !PAIR && a.M >= 16384)
-		mv1_kernel<T, true, false, 8, FAST><<<(unsigned)cdiv(a.M, 8), MV1_THREADS, 0, s>>>(a, cuda_tabs());
-	else if (a.M >= 2048)
-		mv1_kernel<T, NORM, PAIR, 4, FAST><<<(unsigned)cdiv(a.M, 4), MV1_THREADS, 0, s>>>(a, cuda_tabs());
-	else
-		mv1_kernel<T, NORM, PAIR, 1, FAST><<<(unsigned)cdiv(a.M, 1), MV1_THREADS, 0, s>>>(a, cuda_tabs());
+		return mv1_run<T, true, false, 8, FAST>(a, s);
+	if (a.M >= 2048)
+		return mv1_run<T, NORM, PAIR, 4, FAST>(a, s);
+	return mv1_run<T, NORM, PAIR, 1, FAST>(a, s);
 }
 
-template <typename T, bool FAST> static void mv1_forms(const mv1_args &a, cudaStream_t s)
+template <typename T, bool FAST> static cudaError_t mv1_forms(const mv1_args &a, cudaStream_t s)
 {
 	if (a.w2 && a.nw)
-		mv1_go<T, true, true, FAST>(a, s);
-	else if (a.nw)
-		mv1_go<T, true, false, FAST>(a, s);
-	else
-		mv1_go<T, false, false, FAST>(a, s);
+		return mv1_go<T, true, true, FAST>(a, s);
+	if (a.nw)
+		return mv1_go<T, true, false, FAST>(a, s);
+	return mv1_go<T, false, false, FAST>(a, s);
 }
 
-template <typename T> static void mv1_launch(const mv1_args &a, bool fast, cudaStream_t s)
+template <typename T> static cudaError_t mv1_launch(const mv1_args &a, bool fast, cudaStream_t s)
 {
 	if constexpr (qfast<T>::on) {
 		if (fast)
 			return mv1_forms<T, true>(a, s);
 	}
-	mv1_forms<T, false>(a, s);
+	return mv1_forms<T, false>(a, s);
 }
 
 int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
@@ -206,12 +262,16 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 	// The fast form needs 8-byte aligned weights (q4_K's 4-byte words; the
 	// others need 2) and 16-byte aligned x / norm weight (float4 loads);
 	// anything else takes the generic decoder, same results.
+	cudaError_t le = cudaErrorInvalidValue;
 	bool fast = !((uintptr_t)w % 8) && !((uintptr_t)w2 % 8) && !((uintptr_t)x % 16) &&
 		    !((uintptr_t)nw % 16);
 
-#define LAUNCH(T) mv1_launch<T>(a, fast, s)
+#define LAUNCH(T) le = mv1_launch<T>(a, fast, s)
 	QTYPE_DISPATCH_WEIGHTS(type, LAUNCH)
 #undef LAUNCH
+	if (le != cudaSuccess)
+		return cu_err(err, INFER_E_DEVICE, "cuda matvec1: launch of %s K=%lld M=%lld failed: %s",
+			      cuda_type_name(type), (long long)K, (long long)M, cudaGetErrorString(le));
 	g_cuda_launches++;
 	CK_LAUNCH("mv1_kernel");
 	return 0;

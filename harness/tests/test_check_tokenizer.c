@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cunit_table.h"
 
 static char gold[4096];
 
@@ -196,10 +197,7 @@ static void test_validate(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "embedded vectors pass", test_pass },
 		{ "parse_special off fails", test_fail_parse_special_off },
 		{ "two ids swapped fails", test_fail_swapped },
@@ -209,19 +207,11 @@ int main(void)
 		{ "params validated", test_validate },
 	};
 	const char *src = getenv("INFER_SOURCE_DIR");
-	CU_pSuite s;
-	size_t i;
 	int failed;
 
 	snprintf(gold, sizeof(gold), "%s/golden/conformance/tokenizer", src ? src : ".");
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("check_tokenizer", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 1;
-	s = CU_add_suite("check_tokenizer", NULL, NULL);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	return failed ? 1 : 0;
 }

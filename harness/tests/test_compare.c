@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compare.h"
+#include "cunit_table.h"
 
 static cmp_tolerance tol_of(const char *json)
 {
@@ -456,10 +457,7 @@ static void test_json_number(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "exact fails on 1 ulp", test_exact },
 		{ "multi-index", test_multi_index },
 		{ "signed zero", test_signed_zero },
@@ -478,18 +476,10 @@ int main(void)
 		{ "summary line", test_summary },
 		{ "json numbers", test_json_number },
 	};
-	CU_pSuite s;
-	size_t i;
 	int failed;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("compare", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 2;
-	s = CU_add_suite("compare", NULL, NULL);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	return failed ? 1 : 0;
 }

@@ -29,6 +29,7 @@
 #include "infer/server.h"
 #include "infer/session.h"
 #include "infer/tokenizer.h"
+#include "cunit_table.h"
 
 /* ---- the fake worker ------------------------------------------------------ */
 
@@ -421,10 +422,7 @@ static int find_paths(void)
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "params are validated", test_bad_params },
 		{ "SSE parser: split events, CRLF, comments, bad events", test_sse_parser },
 		{ "honest fake worker passes (control)", test_honest_passes },
@@ -436,7 +434,6 @@ int main(int argc, char **argv)
 		{ "an answer about another word fails word and replay", test_other_word_fails_word },
 		{ "worker that exits or never listens fails, is stopped", test_worker_that_dies_or_hangs },
 	};
-	CU_pSuite s;
 	int fails;
 
 	if (argc == 4 && !strcmp(argv[1], "--fake-worker"))
@@ -448,14 +445,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	setenv("INFER_HAIKU_MINUTE", "0", 1); /* "moon" */
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("haiku", NULL, NULL);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
+	fails = cu_run_table("haiku", tests, sizeof(tests) / sizeof(tests[0]));
 	return fails ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 
 #include "infer/quant.h"
 #include "util_dqgold.h"
+#include "cunit_table.h"
 
 static dqg_set gold;
 static int gold_state; /* 1 loaded, 0 absent, -1 broken */
@@ -492,10 +493,7 @@ static void test_bf16(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "every golden file bit-exact", test_golden_all },
 		{ "flipped block bit is detected", test_bitflip_detected },
 		{ "1-ulp and sign-of-zero changes are detected", test_ulp_detected },
@@ -507,21 +505,14 @@ int main(void)
 		{ "fp16 exhaustive", test_fp16_exhaustive },
 		{ "bf16 exhaustive", test_bf16 },
 	};
-	CU_pSuite s;
 	int failed;
 
 	gold_state = dqg_load(&gold);
 	if (gold_state == 0)
 		printf("dequant golden set not found: golden-file tests skip\n");
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("dequant", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 2;
-	s = CU_add_suite("dequant", NULL, NULL);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	dqg_free(&gold);
 	return failed ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 
 #include "infer/quant.h"
 #include "util_dqgold.h"
+#include "cunit_table.h"
 
 static dqg_set gold;
 static int gold_state;
@@ -381,10 +382,7 @@ static void test_nonfinite_rejected(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "fixed-formula encoders match ggml byte for byte", test_exact_quantizers },
 		{ "q2_K encoder: match rate and error bound", test_q2_k },
 		{ "q3_K encoder: match rate and error bound", test_q3_k },
@@ -399,21 +397,14 @@ int main(void)
 		{ "zero and subnormal blocks", test_degenerate_inputs },
 		{ "activation encoders match ggml's in.xq", test_activation_encoders },
 	};
-	CU_pSuite s;
 	int failed;
 
 	gold_state = dqg_load(&gold);
 	if (gold_state == 0)
 		printf("dequant golden set not found: golden-file tests skip\n");
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("quant", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 2;
-	s = CU_add_suite("quant", NULL, NULL);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	dqg_free(&gold);
 	return failed ? 1 : 0;
 }

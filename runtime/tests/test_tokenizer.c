@@ -14,6 +14,7 @@
 
 #include "infer/gguf.h"
 #include "infer/tokenizer.h"
+#include "cunit_table.h"
 
 /* ---- locating and loading the reference data ---------------------------- */
 
@@ -503,10 +504,7 @@ static void test_stream_bytes(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "vectors ggml-vocab-qwen2", test_vectors_ggml_qwen2 },
 		{ "vectors qwen2-extra (parse_special)", test_vectors_extra },
 		{ "vectors qwen2-extra-plain", test_vectors_extra_plain },
@@ -520,19 +518,11 @@ int main(void)
 		{ "round trip + stream trunc8k", test_roundtrip_trunc8k },
 		{ "stream byte tokens", test_stream_bytes },
 	};
-	CU_pSuite s;
-	size_t i;
 	int failed;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("tokenizer", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 1;
-	s = CU_add_suite("tokenizer", NULL, NULL);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	vocab_free(&v_full);
 	vocab_free(&v_8k);
 	return failed ? 1 : 0;

@@ -11,6 +11,7 @@
 
 #include "infer/gguf.h"
 #include "infer/tokenizer.h"
+#include "cunit_table.h"
 
 /* GPT-2's bytes_to_unicode, written out again here (independently of the
  * runtime's unicode.c) to name the byte tokens. */
@@ -497,10 +498,7 @@ static void test_cli(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case tests[] = {
 		{ "bpe merges by rank", test_bpe_merges },
 		{ "bpe pre-tokenizers llama3 / gpt-2", test_bpe_pretokenizers },
 		{ "bpe special tokens, EOG, decoding", test_bpe_special },
@@ -509,18 +507,10 @@ int main(void)
 		{ "random UTF-8 round trip and stream", test_roundtrip_random },
 		{ "infer tokenize", test_cli },
 	};
-	CU_pSuite s;
-	size_t i;
 	int failed;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
+	failed = cu_run_table("tokenizer_synth", tests, sizeof(tests) / sizeof(tests[0]));
+	if (failed < 0)
 		return 1;
-	s = CU_add_suite("tokenizer_synth", NULL, NULL);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
-	CU_cleanup_registry();
 	return failed ? 1 : 0;
 }

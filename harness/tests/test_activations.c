@@ -1,6 +1,9 @@
 /* The activations check kind can pass and, above all, can FAIL: a perturbed
  * golden value, two swapped prompt tokens, a moved argmax, a golden tensor no
- * tap matches, and bad params are each caught and named.
+ * tap matches, and bad params are each caught and named. The decode pass (no
+ * taps, one token per eval: the product path) passes on the golden and fails
+ * on its own, named as such, when only its logits are corrupted (through the
+ * test seam in checks/activations.h) or the golden's continuation logits are.
  *
  * With ../shared the real transformers golden (chat-moon) is used. Without
  * it, a tiny seeded random model and a golden dumped from this runtime stand
@@ -13,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checks/activations.h"
 #include "harness.h"
 #include "infer/gguf.h"
 #include "infer/model.h"
@@ -21,6 +25,10 @@
 
 static char model_path[512], golden_path[512];
 static int from_shared;
+/* The default check on the unmodified golden, run once (golden_result())
+ * for the tests that read its result. */
+static struct check_result golden_res;
+static int golden_ran;
 
 /* ---- a tiny model and a baseline dump when ../shared is absent ----------- */
 
@@ -186,6 +194,7 @@ static int setup(void)
 
 static int teardown(void)
 {
+	json_decref(golden_res.details);
 	if (!from_shared) {
 		unlink(model_path);
 		unlink(golden_path);
@@ -195,7 +204,15 @@ static int teardown(void)
 
 /* ---- modified copies of the golden --------------------------------------- */
 
-enum edit { EDIT_NONE, EDIT_PERTURB, EDIT_SWAP_TOKENS, EDIT_ARGMAX, EDIT_EXTRA };
+enum edit { EDIT_NONE, EDIT_PERTURB, EDIT_SWAP_TOKENS, EDIT_ARGMAX, EDIT_EXTRA, EDIT_LAST_LOGITS };
+
+/* Logits of one position * 1.01 (a 1e-4 NMSE: far over the tight limit, and
+ * no argmax moves). */
+static void scale_row(float *row, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		row[i] *= 1.01f;
+}
 
 /* The tensor perturbed: a mid-network hidden state. */
 static const char *perturb_target(void)
@@ -236,6 +253,8 @@ static char *write_edited(enum edit e)
 		}
 		if (e == EDIT_ARGMAX && !strcmp(t->name, "logits"))
 			((float *)buf)[t->ne[0] * 1 + 7] += 1000.0f; /* position 1 now argmaxes 7 */
+		if (e == EDIT_LAST_LOGITS && !strcmp(t->name, "logits"))
+			scale_row((float *)buf + t->ne[0] * (t->ne[1] - 1), t->ne[0]);
 		gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, buf, t->nbytes);
 		free(buf);
 	}
@@ -278,20 +297,32 @@ static enum check_status run_check(const char *golden, const char *tol_json, con
 
 static const char *tight = "{\"nmse\": 1e-10}";
 
+/* Tests of the tapped pass leave the decode pass out: it is not what they
+ * prove, and each run of it costs as much as the tapped pass. */
+static const char *tapped_only = "{\"decode_pass\": false}";
+
+static const struct check_result *golden_result(void)
+{
+	if (!golden_ran) {
+		golden_ran = 1;
+		run_check(golden_path, tight, NULL, &golden_res);
+	}
+	return &golden_res;
+}
+
 static void test_pass(void)
 {
-	struct check_result r;
+	const struct check_result *r = golden_result();
 	json_t *layers;
 
-	CU_ASSERT_EQUAL(run_check(golden_path, tight, NULL, &r), CHECK_PASS);
-	layers = json_object_get(r.details, "layers");
+	CU_ASSERT_EQUAL(r->status, CHECK_PASS);
+	layers = json_object_get(r->details, "layers");
 	CU_ASSERT(json_array_size(layers) >= 3);
 	/* Every entry carries tap, nmse, max_rel, ok, in forward order. */
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(layers, 0), "tap")),
 			       "embd");
 	CU_ASSERT_PTR_NOT_NULL(json_object_get(json_array_get(layers, 0), "max_rel"));
 	CU_ASSERT(json_is_true(json_object_get(json_array_get(layers, 0), "ok")));
-	json_decref(r.details);
 }
 
 static void test_perturbed_value_fails(void)
@@ -300,7 +331,7 @@ static void test_perturbed_value_fails(void)
 	struct check_result r;
 	const char *tap = from_shared ? "l_out-2" : "l_out-1";
 
-	CU_ASSERT_EQUAL(run_check(g, tight, NULL, &r), CHECK_FAIL);
+	CU_ASSERT_EQUAL(run_check(g, tight, tapped_only, &r), CHECK_FAIL);
 	if (!strstr(r.message, tap))
 		printf("\n  message: %s\n", r.message);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "first diverging tap"));
@@ -315,7 +346,7 @@ static void test_swapped_tokens_fail(void)
 	char *g = write_edited(EDIT_SWAP_TOKENS);
 	struct check_result r;
 
-	CU_ASSERT_EQUAL(run_check(g, tight, NULL, &r), CHECK_FAIL);
+	CU_ASSERT_EQUAL(run_check(g, tight, tapped_only, &r), CHECK_FAIL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "first diverging tap: embd"));
 	json_decref(r.details);
 	unlink(g);
@@ -328,11 +359,12 @@ static void test_argmax_fails(void)
 	char *g = write_edited(EDIT_ARGMAX);
 	struct check_result r;
 
-	CU_ASSERT_EQUAL(run_check(g, "{\"nmse\": 1e30}", NULL, &r), CHECK_FAIL);
+	CU_ASSERT_EQUAL(run_check(g, "{\"nmse\": 1e30}", tapped_only, &r), CHECK_FAIL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "argmax differs"));
 	json_decref(r.details);
 	/* ... unless the spec waives it explicitly. */
-	CU_ASSERT_EQUAL(run_check(g, "{\"nmse\": 1e30}", "{\"argmax\": false}", &r), CHECK_PASS);
+	CU_ASSERT_EQUAL(run_check(g, "{\"nmse\": 1e30}", "{\"argmax\": false, \"decode_pass\": false}", &r),
+			CHECK_PASS);
 	json_decref(r.details);
 	unlink(g);
 	free(g);
@@ -354,9 +386,181 @@ static void test_max_rel_limit_fails(void)
 {
 	struct check_result r;
 
-	CU_ASSERT_EQUAL(run_check(golden_path, tight, "{\"max_rel\": 0}", &r),
+	CU_ASSERT_EQUAL(run_check(golden_path, tight, "{\"max_rel\": 0, \"decode_pass\": false}", &r),
 			from_shared ? CHECK_FAIL : CHECK_PASS);
 	json_decref(r.details);
+}
+
+
+/* ---- the decode pass (untapped product path) ------------------------------ */
+
+static const json_t *dpass(const struct check_result *r, const char *key)
+{
+	return json_object_get(json_object_get(r->details, "decode_pass"), key);
+}
+
+static json_int_t dint(const struct check_result *r, const char *key)
+{
+	return json_integer_value(json_object_get(r->details, key));
+}
+
+/* Every tap and the tapped logits passed: what failed is the decode pass. */
+static void assert_tapped_pass_clean(const struct check_result *r)
+{
+	const json_t *layers = json_object_get(r->details, "layers"), *l;
+	size_t i;
+
+	CU_ASSERT(json_array_size(layers) >= 3);
+	json_array_foreach(layers, i, l)
+		CU_ASSERT(json_is_true(json_object_get(l, "ok")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r->details, "argmax"),
+							   "mismatches")), 0);
+	CU_ASSERT_PTR_NULL(strstr(r->message, "first diverging tap"));
+}
+
+static void test_decode_pass_on_golden(void)
+{
+	const struct check_result *r = golden_result();
+	json_int_t steps = dint(r, "n_tokens") - dint(r, "n_prompt") + 1;
+	const json_t *worst = dpass(r, "worst"), *per_step = dpass(r, "per_step");
+
+	CU_ASSERT_EQUAL(r->status, CHECK_PASS);
+	CU_ASSERT(json_is_true(dpass(r, "ok")));
+	CU_ASSERT(steps >= 2);
+	CU_ASSERT_EQUAL(json_integer_value(dpass(r, "steps")), steps);
+	CU_ASSERT_EQUAL(json_integer_value(dpass(r, "first_position")), dint(r, "n_prompt") - 1);
+	CU_ASSERT_EQUAL((json_int_t)json_array_size(per_step), steps);
+	CU_ASSERT(json_is_true(json_object_get(json_array_get(per_step, steps - 1), "ok")));
+	CU_ASSERT(json_number_value(json_object_get(worst, "nmse")) >= 0);
+	CU_ASSERT(json_number_value(json_object_get(worst, "nmse")) <= 1e-10);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(dpass(r, "argmax"), "mismatches")), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(dpass(r, "greedy"), "first_mismatch")), -1);
+	CU_ASSERT(json_is_number(dpass(r, "max_abs_vs_tapped")));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->message, "decode pass: "));
+}
+
+/* The golden's token count and prompt length. */
+static void golden_len(int64_t *T, int64_t *n_prompt)
+{
+	infer_error err = { 0 };
+	gguf_file *f = gguf_open(golden_path, &err);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	*T = gguf_find_tensor(f, "tokens")->ne[0];
+	if (gguf_get_int(f, "n_prompt", n_prompt, NULL))
+		CU_ASSERT_EQUAL(gguf_get_int(f, "golden.n_prompt", n_prompt, NULL), 0);
+	gguf_close(f);
+}
+
+/* The hooks corrupt what the untapped path returned for one position. */
+static int64_t hook_position;
+
+static void hook_scale(float *logits, int64_t n_vocab, int64_t position)
+{
+	if (position == hook_position)
+		scale_row(logits, n_vocab);
+}
+
+static void hook_argmax(float *logits, int64_t n_vocab, int64_t position)
+{
+	int64_t lo = 0;
+
+	if (position != hook_position)
+		return;
+	/* The row's least likely token becomes its most likely. */
+	for (int64_t i = 1; i < n_vocab; i++)
+		if (logits[i] < logits[lo])
+			lo = i;
+	logits[lo] += 1000.0f;
+}
+
+static void test_decode_pass_perturbed_fails(void)
+{
+	struct check_result r;
+	char want[64];
+	int64_t T, n_prompt;
+
+	/* Step 2: the second continuation token fed alone. */
+	golden_len(&T, &n_prompt);
+	hook_position = n_prompt + 1;
+	activations_decode_hook = hook_scale;
+	CU_ASSERT_EQUAL(run_check(golden_path, tight, NULL, &r), CHECK_FAIL);
+	activations_decode_hook = NULL;
+	assert_tapped_pass_clean(&r);
+	CU_ASSERT(json_is_false(dpass(&r, "ok")));
+	snprintf(want, sizeof(want), "step 2 (position %lld) logits: nmse", (long long)hook_position);
+	if (!strstr(r.message, want))
+		printf("\n  message: %s\n", r.message);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "decode pass"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, want));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(dpass(&r, "first_failure"), "position")),
+			hook_position);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(dpass(&r, "worst"), "position")),
+			hook_position);
+	json_decref(r.details);
+}
+
+/* A moved argmax in the decode pass fails even under a loose NMSE limit. At
+ * the last position it predicts no golden token, so only the argmax rule sees
+ * it, and the spec can waive that rule as for the tapped pass. */
+static void test_decode_pass_argmax_fails(void)
+{
+	struct check_result r;
+	int64_t T, n_prompt;
+
+	golden_len(&T, &n_prompt);
+	hook_position = T - 1;
+	activations_decode_hook = hook_argmax;
+	CU_ASSERT_EQUAL(run_check(golden_path, "{\"nmse\": 1e30}", NULL, &r), CHECK_FAIL);
+	assert_tapped_pass_clean(&r);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "decode pass"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "argmax differs at 1 of"));
+	json_decref(r.details);
+	CU_ASSERT_EQUAL(run_check(golden_path, "{\"nmse\": 1e30}", "{\"argmax\": false}", &r),
+			CHECK_PASS);
+	json_decref(r.details);
+	/* One position earlier the same move breaks the greedy continuation,
+	 * which no param waives. */
+	hook_position--;
+	CU_ASSERT_EQUAL(run_check(golden_path, "{\"nmse\": 1e30}", "{\"argmax\": false}", &r),
+			CHECK_FAIL);
+	activations_decode_hook = NULL;
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "decode pass"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "greedy continuation differs"));
+	json_decref(r.details);
+}
+
+/* decode_pass: false turns it off, visibly (and the seam is then unused). */
+static void test_decode_pass_off(void)
+{
+	struct check_result r;
+
+	hook_position = 0;
+	activations_decode_hook = hook_argmax;
+	CU_ASSERT_EQUAL(run_check(golden_path, tight, "{\"decode_pass\": false}", &r), CHECK_PASS);
+	activations_decode_hook = NULL;
+	CU_ASSERT_PTR_NOT_NULL(dpass(&r, "skipped"));
+	CU_ASSERT_PTR_NULL(dpass(&r, "ok"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "decode pass off"));
+	json_decref(r.details);
+}
+
+/* Golden continuation logits changed: both passes see it; the decode pass
+ * names the position. */
+static void test_golden_last_logits_fail_both_passes(void)
+{
+	char *g = write_edited(EDIT_LAST_LOGITS);
+	struct check_result r;
+
+	CU_ASSERT_EQUAL(run_check(g, tight, NULL, &r), CHECK_FAIL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "first diverging tap: logits"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "; also decode pass"));
+	CU_ASSERT(json_is_false(dpass(&r, "ok")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(dpass(&r, "first_failure"), "position")),
+			dint(&r, "n_tokens") - 1);
+	json_decref(r.details);
+	unlink(g);
+	free(g);
 }
 
 static void test_validate(void)
@@ -369,6 +573,11 @@ static void test_validate(void)
 	CU_ASSERT_NOT_EQUAL(check_kind_activations.validate(p, t, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bogus"));
 	json_object_del(p, "bogus");
+	CU_ASSERT_EQUAL(check_kind_activations.validate(p, t, &err), 0);
+	json_object_set_new(p, "decode_pass", json_string("yes"));
+	CU_ASSERT_NOT_EQUAL(check_kind_activations.validate(p, t, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "decode_pass"));
+	json_object_set_new(p, "decode_pass", json_false());
 	CU_ASSERT_EQUAL(check_kind_activations.validate(p, t, &err), 0);
 	CU_ASSERT_NOT_EQUAL(check_kind_activations.validate(p, t0, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nmse"));
@@ -393,6 +602,13 @@ int main(void)
 	CU_add_test(s, "a moved argmax fails", test_argmax_fails);
 	CU_add_test(s, "an unmatched golden tensor is an error", test_unmatched_golden_tensor_errors);
 	CU_add_test(s, "max_rel limit is enforced", test_max_rel_limit_fails);
+	CU_add_test(s, "decode pass (no taps) passes on the golden", test_decode_pass_on_golden);
+	CU_add_test(s, "decode-path logits perturbed: fails in the decode pass alone",
+		    test_decode_pass_perturbed_fails);
+	CU_add_test(s, "decode pass: a moved argmax / greedy token fails", test_decode_pass_argmax_fails);
+	CU_add_test(s, "decode_pass: false turns it off, visibly", test_decode_pass_off);
+	CU_add_test(s, "golden continuation logits perturbed: both passes fail",
+		    test_golden_last_logits_fail_both_passes);
 	CU_add_test(s, "params are validated", test_validate);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

@@ -5,6 +5,7 @@
 // and sees keys 0..first_query_pos + t; q head h reads kv head h / group.
 #include <math.h>
 
+#include "attn_core.cuh"
 #include "kernels.cuh"
 
 #define ATT_THREADS 128
@@ -140,41 +141,13 @@ int cuda_attention_cache(const float *q, const float *kc, const float *vc, float
 }
 
 /* ---- split-key attention (decode and prefill over the KV cache) -----------
- * Lanes own keys for the scores (each lane a whole q.k dot with 16-byte
- * loads) and own dimensions for the values (coalesced rows), so a warp
- * consumes 32 keys per step; 4 warps per block; the keys of one query are
- * further split over `nsplit` blocks (flash-decoding) whose partial (max,
- * sum, accumulator) triples a second kernel merges. The split count is fixed
- * when a graph is captured; each block derives its key range from the
- * position read on the device. */
+ * The core (attn_core.cuh): lanes own keys for the scores and dimensions for
+ * the values, 4 warps per block, the keys of one query further split over
+ * `nsplit` blocks (flash-decoding) whose partials the last split block (with
+ * counters) or a second kernel merges. The split count is fixed when a graph
+ * is captured; each block derives its key range from the position read on
+ * the device. */
 #define AS_WARPS 4
-
-// Merges nsplit partial (max, sum, acc[HDIM]) triples of one query into out
-// (one warp; lane s reads split s's max and sum, nsplit <= 32, so the loads
-// are issued together; L2-coherent loads, since other blocks wrote them).
-template <int HDIM>
-static __device__ void merge_splits(const float *pp, float *out, int nsplit, int lane)
-{
-	constexpr int R = HDIM / 32;
-	float ms = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2)) : -INFINITY;
-	float ls = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2) + 1) : 0.0f;
-	float M = ms;
-	for (int o = 16; o > 0; o >>= 1)
-		M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-	float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
-	for (int o = 16; o > 0; o >>= 1)
-		L += __shfl_xor_sync(0xffffffffu, L, o);
-	float o[R];
-	for (int r = 0; r < R; r++)
-		o[r] = 0.0f;
-	for (int sp = 0; sp < nsplit; sp++) {
-		float fs = __shfl_sync(0xffffffffu, f, sp);
-		for (int r = 0; r < R; r++)
-			o[r] += fs * __ldcg(pp + sp * (HDIM + 2) + 2 + lane + 32 * r);
-	}
-	for (int r = 0; r < R; r++)
-		out[lane + 32 * r] = o[r] / L;
-}
 
 template <int HDIM>
 static __global__ void __launch_bounds__(AS_WARPS * 32)
@@ -185,7 +158,7 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 {
 	constexpr int R = HDIM / 32;
 	__shared__ float4 qs4[HDIM / 4];
-	__shared__ float wm[AS_WARPS], wl[AS_WARPS], wacc[AS_WARPS][HDIM];
+	__shared__ attn_smem<HDIM, AS_WARPS> sh;
 	const int h = blockIdx.x, sp = blockIdx.z, nsplit = gridDim.z;
 	const int64_t t = blockIdx.y;
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -195,7 +168,6 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	const int64_t per = (n_vis + nsplit - 1) / nsplit;
 	const int64_t j0 = sp * per, j1 = j0 + per < n_vis ? j0 + per : n_vis;
 	const float *qh = q + (t * n_head + h) * HDIM;
-	const float *kb = kc + (int64_t)hk * HDIM, *vb = vc + (int64_t)hk * HDIM;
 	float acc[R], m = -INFINITY, l = 0.0f;
 
 	for (int i = threadIdx.x; i < HDIM / 4; i += blockDim.x)
@@ -203,93 +175,12 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	for (int r = 0; r < R; r++)
 		acc[r] = 0.0f;
 	__syncthreads();
-	for (int64_t c = j0 + warp * 32; c < j1; c += AS_WARPS * 32) {
-		int64_t j = c + lane;
-		float s = -INFINITY;
-		if (j < j1) {
-			const float4 *kr = (const float4 *)(kb + j * kv_stride);
-			float d = 0.0f;
-#pragma unroll
-			for (int i = 0; i < HDIM / 4; i++) {
-				float4 a = __ldg(kr + i), b = qs4[i];
-				d += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
-			}
-			s = d * scale;
-		}
-		float cm = s;
-		for (int o = 16; o > 0; o >>= 1)
-			cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, o));
-		float mnew = fmaxf(m, cm);
-		float p = j < j1 ? expf(s - mnew) : 0.0f;
-		float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
-		float ps = p;
-		for (int o = 16; o > 0; o >>= 1)
-			ps += __shfl_xor_sync(0xffffffffu, ps, o);
-		l = l * corr + ps;
-		m = mnew;
-		for (int r = 0; r < R; r++)
-			acc[r] *= corr;
-		int nk = j1 - c < 32 ? (int)(j1 - c) : 32;
-		const float *vr = vb + c * kv_stride + lane;
-#pragma unroll 8
-		for (int jj = 0; jj < nk; jj++) {
-			float pj = __shfl_sync(0xffffffffu, p, jj);
-			for (int r = 0; r < R; r++)
-				acc[r] += pj * __ldg(vr + jj * kv_stride + 32 * r);
-		}
-	}
-	if (lane == 0) {
-		wm[warp] = m;
-		wl[warp] = l;
-	}
-	for (int r = 0; r < R; r++)
-		wacc[warp][lane + 32 * r] = acc[r];
-	__syncthreads();
-	if (warp)
-		return;
-	float M = -INFINITY, L = 0.0f;
-	for (int w = 0; w < AS_WARPS; w++)
-		M = fmaxf(M, wm[w]);
-	float o[R];
-	for (int r = 0; r < R; r++)
-		o[r] = 0.0f;
-	for (int w = 0; w < AS_WARPS; w++) {
-		if (wm[w] == -INFINITY)
-			continue;
-		float f = expf(wm[w] - M);
-		L += wl[w] * f;
-		for (int r = 0; r < R; r++)
-			o[r] += wacc[w][lane + 32 * r] * f;
-	}
-	if (nsplit == 1) {
-		float *oh = out + (t * n_head + h) * HDIM;
-		for (int r = 0; r < R; r++)
-			oh[lane + 32 * r] = o[r] / L;
-		return;
-	}
-	float *pp = part + ((t * n_head + h) * nsplit + sp) * (HDIM + 2);
-	if (lane == 0) {
-		pp[0] = M;
-		pp[1] = L;
-	}
-	for (int r = 0; r < R; r++)
-		pp[2 + lane + 32 * r] = o[r];
-	if (!counters)
-		return;
-	// The last split block of this query merges all of them (no second
-	// launch): publish the partials, count, and let the last one read them.
-	__threadfence();
-	unsigned prev = 0;
-	if (lane == 0)
-		prev = atomicAdd(&counters[t * n_head + h], 1u);
-	prev = __shfl_sync(0xffffffffu, prev, 0);
-	if (prev != (unsigned)nsplit - 1)
-		return;
-	__threadfence();
-	if (lane == 0)
-		counters[t * n_head + h] = 0; // ready for the next step / graph replay
-	merge_splits<HDIM>(part + (t * n_head + h) * nsplit * (HDIM + 2),
-			   out + (t * n_head + h) * HDIM, nsplit, lane);
+	attn_warp_keys<HDIM, false>(qs4, kc + (int64_t)hk * HDIM, vc + (int64_t)hk * HDIM, kv_stride,
+				    j0, j1, scale, warp, AS_WARPS, lane, -1, NULL, NULL, m, l, acc);
+	attn_finish<HDIM, AS_WARPS>(sh, m, l, acc, warp, lane, sp, nsplit,
+				    part ? part + (t * n_head + h) * nsplit * (HDIM + 2) : NULL,
+				    counters ? counters + t * n_head + h : NULL,
+				    out + (t * n_head + h) * HDIM);
 }
 
 // Separate merge (used when no counters are given).
@@ -297,7 +188,7 @@ template <int HDIM>
 static __global__ void attn_merge_kernel(const float *__restrict__ part, float *__restrict__ out,
 					 int nsplit)
 {
-	merge_splits<HDIM>(part + (int64_t)blockIdx.x * nsplit * (HDIM + 2),
+	attn_merge_splits<HDIM>(part + (int64_t)blockIdx.x * nsplit * (HDIM + 2),
 			   out + (int64_t)blockIdx.x * HDIM, nsplit, threadIdx.x);
 }
 
@@ -329,5 +220,66 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 		attn_merge_kernel<128><<<rows, 32, 0, s>>>(part, out, nsplit);
 	g_cuda_launches++;
 	CK_LAUNCH("attn_merge_kernel");
+	return 0;
+}
+
+/* ---- the decode step: RoPE + KV store + attention in one launch ---------- */
+template <int HDIM>
+static __global__ void __launch_bounds__(AS_WARPS * 32)
+	attn_decode_kernel(attn_decode_args a, const int32_t *__restrict__ dpos)
+{
+	__shared__ attn_decode_smem<HDIM, AS_WARPS> sa;
+	// The position comes from a copy before the graph, not from the
+	// predecessor; cache rows below it were written by earlier steps. So
+	// this split's key and value rows can be asked into L2 before the wait.
+	const int64_t pos = dpos[0], n_vis = pos + 1, per = (n_vis + a.nsplit - 1) / a.nsplit;
+	const int h = blockIdx.x / a.nsplit, sp = blockIdx.x % a.nsplit;
+	const int64_t hk = h / (a.n_head / a.n_head_kv), kv_stride = (int64_t)a.n_head_kv * HDIM;
+	const int64_t j0 = sp * per, j1 = j0 + per < pos ? j0 + per : pos;
+	constexpr int LINES = HDIM * 4 / 128;
+
+	pdl_launch_dependents();
+	for (int64_t i = threadIdx.x; i < (j1 - j0) * LINES; i += AS_WARPS * 32) {
+		const int64_t off = (j0 + i / LINES) * kv_stride + hk * HDIM + (i % LINES) * 32;
+		asm volatile("prefetch.global.L2 [%0];" ::"l"(a.kc + off));
+		asm volatile("prefetch.global.L2 [%0];" ::"l"(a.vc + off));
+	}
+	pdl_wait();
+	attn_decode_item<HDIM, AS_WARPS>(a, pos, blockIdx.x, sa);
+}
+
+int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,
+			  unsigned *counters, const int32_t *dpos, const double *inv_freq,
+			  int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_rot, int neox,
+			  int nsplit, float scale, cudaStream_t s, infer_error *err)
+{
+	const attn_decode_args a = { qkv, kc, vc, out, part, counters, NULL, inv_freq, (int)n_head,
+				     (int)n_head_kv, (int)n_rot, neox, nsplit, scale };
+	cudaLaunchConfig_t c = {};
+	cudaLaunchAttribute at[1];
+	cudaError_t e;
+
+	if (head_dim != 64 && head_dim != 128)
+		return cu_err(err, INFER_E_UNSUPPORTED, "cuda decode attention: head_dim %lld",
+			      (long long)head_dim);
+	if (n_head_kv <= 0 || n_head % n_head_kv || n_rot <= 0 || n_rot > head_dim || n_rot % 2 ||
+	    nsplit < 1 || nsplit > 32 || (nsplit > 1 && (!part || !counters)))
+		return cu_err(err, INFER_E_ARG, "cuda decode attention: heads %lld/%lld, n_rot %lld, %d splits",
+			      (long long)n_head, (long long)n_head_kv, (long long)n_rot, nsplit);
+	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at[0].val.programmaticStreamSerializationAllowed = 1;
+	c.gridDim = dim3((unsigned)(n_head * nsplit));
+	c.blockDim = dim3(AS_WARPS * 32);
+	c.stream = s;
+	c.attrs = at;
+	c.numAttrs = 1;
+	if (head_dim == 64)
+		e = cudaLaunchKernelEx(&c, attn_decode_kernel<64>, a, dpos);
+	else
+		e = cudaLaunchKernelEx(&c, attn_decode_kernel<128>, a, dpos);
+	if (e != cudaSuccess)
+		return cu_err(err, INFER_E_DEVICE, "cuda decode attention: launch failed: %s (%s:%d)",
+			      cudaGetErrorString(e), __FILE__, __LINE__);
+	g_cuda_launches++;
 	return 0;
 }

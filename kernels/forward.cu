@@ -56,6 +56,15 @@ struct cuda_state {
 	size_t wscratch_n, xscratch_n;
 	float *host;           // tap staging buffer
 	size_t host_n;
+	// The persistent decode kernel (decode_fused.cu) when the model fits it;
+	// else the per-op graph below, with the reason kept for the timing line.
+	int fused;
+	char fused_why[200];
+	fd_params fd;
+	fd_layer *fd_layers;   // device copy of the table in fd
+	uint64_t *stamps_h;    // INFER_CUDA_TIMING=2: per-stage stamps of the last run
+	double stage_us[7][2]; // work / barrier wait per stage kind, summed over runs
+	double mark_us[FD_MARKS]; // block 0's checkpoint deltas, summed over layers and runs
 	cudaGraphExec_t graph; // decode step
 	uint64_t graph_kernels;
 	uint64_t launches;
@@ -127,7 +136,9 @@ static int upload_matrix(cuda_state *st, const infer_matrix *m, dmat *d, infer_e
 	if (!cuda_type_block(m->type, &bs, &ts))
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda: tensor %s has unsupported type id %u",
 			      m->name, m->type);
-	CK(cudaMalloc(&d->d, m->nbytes));
+	// 64 bytes of slack: the persistent decode kernel copies rows in 16-byte
+	// pieces and may read up to 15 bytes past the last row.
+	CK(cudaMalloc(&d->d, m->nbytes + 64));
 	CK(cudaMemcpy(d->d, m->data, m->nbytes, cudaMemcpyHostToDevice));
 	st->device_bytes += m->nbytes;
 	return 0;
@@ -354,13 +365,22 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 		rc = rc ? rc : cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x,
 					    L->attn_norm, eps, L->bv, v1, 0, st->s, err);
 	}
+	if (rc)
+		return rc;
+	// RoPE, KV store and attention in one launch; other head sizes take
+	// the two-kernel form.
+	if (hp->head_dim == 64 || hp->head_dim == 128)
+		rc = cuda_attention_decode(q1, kc, vc, st->a, st->attn_part, st->attn_count, st->d_pos,
+					   st->inv_freq, hp->head_dim, hp->n_head, hp->n_head_kv,
+					   hp->n_rot, hp->rope_neox, attn_splits(st, 1),
+					   1.0f / sqrtf((float)hp->head_dim), st->s, err);
+	else if (!(rc = cuda_rope_store(q1, k1, v1, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
+					hp->n_head_kv, 1, hp->n_rot, st->inv_freq, hp->rope_neox,
+					st->s, err)))
+		rc = cuda_attention_split(q1, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
+					  hp->n_head_kv, 1, attn_splits(st, 1), st->d_pos,
+					  1.0f / sqrtf((float)hp->head_dim), st->attn_count, st->s, err);
 	if (rc ||
-	    (rc = cuda_rope_store(q1, k1, v1, kc, vc, st->d_pos, hp->head_dim, hp->n_head,
-				  hp->n_head_kv, 1, hp->n_rot, st->inv_freq, hp->rope_neox,
-				  st->s, err)) ||
-	    (rc = cuda_attention_split(q1, kc, vc, st->a, st->attn_part, hp->head_dim, hp->n_head,
-				       hp->n_head_kv, 1, attn_splits(st, 1), st->d_pos,
-				       1.0f / sqrtf((float)hp->head_dim), st->attn_count, st->s, err)) ||
 	    (rc = cuda_matvec1(L->wo.type, L->wo.d, NULL, L->wo.K, L->wo.M, st->a, NULL, 0, NULL,
 			       st->x, 1, st->s, err)) ||
 	    (rc = cuda_matvec1(L->gate.type, L->gate.d, L->up.d, L->gate.K, L->gate.M, st->x,
@@ -398,6 +418,18 @@ static int forward_body(cuda_state *st, int32_t n, int want_all, int want_logits
 	int64_t E = hp->n_embd;
 	int rc;
 
+	if (n == 1 && !tp->fn && want_logits && st->fused) {
+		if ((rc = ensure_logits(st, 1, err)))
+			return rc;
+		st->fd.x = st->x;
+		st->fd.qkv = st->qkv1;
+		st->fd.att = st->a;
+		st->fd.ffn = st->sw;
+		st->fd.logits = st->logits;
+		st->fd.tok = st->d_tok;
+		st->fd.pos = st->d_pos;
+		return cuda_fused_decode(&st->fd, st->s, err);
+	}
 	if ((rc = cuda_get_rows(st->tok_embd.type, st->tok_embd.d, E, st->d_tok, n, st->x, st->s,
 				err)) ||
 	    (rc = tap(tp, "embd", -1, st->x, E, err)))
@@ -460,6 +492,46 @@ static int capture_decode(cuda_state *st, infer_error *err)
 	return 0;
 }
 
+// INFER_CUDA_TIMING=2 with the persistent kernel: work and barrier wait of
+// each stage kind (embed, q|k|v, attention, output, gate/up, down, LM head),
+// from the kernel's globaltimer stamps.
+static const char *const stage_names[7] = { "embed", "qkv", "attention", "attn_output",
+					    "gate_up", "down", "lm_head" };
+
+static int add_stamps(cuda_state *st, infer_error *err)
+{
+	const int nl = st->hp->n_layer, nb = FD_BARRIERS(nl);
+	uint64_t *t = st->stamps_h, prev;
+
+	CK(cudaMemcpy(t, st->fd.stamps, FD_STAMPS_ALL(nl) * sizeof(uint64_t), cudaMemcpyDeviceToHost));
+	for (int il = 1; il < nl; il++) {
+		const uint64_t *mk = t + FD_STAMPS(nl) + il * FD_MARKS;
+		for (int i = 1; i < FD_MARKS && mk[i]; i++)
+			st->mark_us[i] += (double)(mk[i] - mk[i - 1]) / 1e3;
+	}
+	prev = t[FD_START_STAMP(nl)];
+	for (int b = 0; b < nb; b++) {
+		int kind = b == 0 ? 0 : 1 + (b - 1) % 5;
+		st->stage_us[kind][0] += (double)(t[2 * b] - prev) / 1e3;
+		st->stage_us[kind][1] += (double)(t[2 * b + 1] - t[2 * b]) / 1e3;
+		prev = t[2 * b + 1];
+	}
+	st->stage_us[6][0] += (double)(t[2 * nb] - prev) / 1e3;
+	return 0;
+}
+
+static void print_stamps(const cuda_state *st)
+{
+	fprintf(stderr, "cuda timing: persistent kernel stages, us per token (work + barrier wait):");
+	for (int k = 0; k < 7; k++)
+		fprintf(stderr, " %s %.1f+%.1f", stage_names[k], st->stage_us[k][0] / st->graph_runs,
+			st->stage_us[k][1] / st->graph_runs);
+	fprintf(stderr, "\ncuda timing: block 0 checkpoint deltas, us per layer:");
+	for (int i = 1; i < FD_MARKS && st->mark_us[i] > 0; i++)
+		fprintf(stderr, " %d:%.2f", i, st->mark_us[i] / st->graph_runs / (st->hp->n_layer - 1));
+	fprintf(stderr, "\n");
+}
+
 // One token, no taps: token and position go through pinned memory, the
 // captured graph runs the whole step, the logits come back pinned.
 static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits,
@@ -494,6 +566,8 @@ static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits
 		CK(cudaEventElapsedTime(&ms, st->ev0, st->ev1));
 		st->graph_ms += ms;
 		st->graph_runs++;
+		if (st->fd.stamps && (rc = add_stamps(st, err)))
+			return rc;
 	}
 	return 0;
 }
@@ -560,9 +634,12 @@ static void cuda_free_state(void *state)
 	if (!st)
 		return;
 	if (st->timing && st->graph_runs)
-		fprintf(stderr, "cuda timing: %llu decode graph replays, %.4f ms GPU time each, %llu kernels each\n",
+		fprintf(stderr, "cuda timing: %llu decode graph replays, %.4f ms GPU time each, %llu kernels each (%s%s)\n",
 			(unsigned long long)st->graph_runs, st->graph_ms / st->graph_runs,
-			(unsigned long long)st->graph_kernels);
+			(unsigned long long)st->graph_kernels,
+			st->fused ? "persistent decode kernel" : "per-op graph: ", st->fused ? "" : st->fused_why);
+	if (st->timing && st->graph_runs && st->fd.stamps)
+		print_stamps(st);
 	if (st->ev0)
 		cudaEventDestroy(st->ev0);
 	if (st->ev1)
@@ -591,6 +668,11 @@ static void cuda_free_state(void *state)
 	cudaFree(st->attn_count);
 	cudaFree(st->inv_freq);
 	cudaFree(st->qkv1);
+	cudaFree(st->fd_layers);
+	cudaFree(st->fd.bar);
+	cudaFree(st->fd.rope_cs);
+	cudaFree(st->fd.stamps);
+	free(st->stamps_h);
 	cudaFreeHost(st->pin_tp);
 	cudaFreeHost(st->pin_logits);
 	infer_cuda_sampler_free(st->sampler);
@@ -695,13 +777,105 @@ static int init_tables(cuda_state *st, infer_error *err)
 	CK(cudaMalloc((void **)&st->attn_count, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMemset(st->attn_count, 0, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMallocHost((void **)&st->pin_tp, 2 * sizeof(int32_t)));
-	st->timing = getenv("INFER_CUDA_TIMING") && atoi(getenv("INFER_CUDA_TIMING"));
+	st->timing = getenv("INFER_CUDA_TIMING") ? atoi(getenv("INFER_CUDA_TIMING")) : 0;
 	if (st->timing) {
 		CK(cudaEventCreate(&st->ev0));
 		CK(cudaEventCreate(&st->ev1));
 	}
 	CK(cudaMallocHost((void **)&st->pin_logits, (size_t)hp->n_vocab * 4));
 	return 0;
+}
+
+static fd_mat fd_of(const dmat *d)
+{
+	int bs = 1, ts = 0;
+
+	cuda_type_block(d->type, &bs, &ts);
+	return fd_mat{ d->d, d->type, d->K, d->M, (d->K / bs) * ts, bs > 1 ? bs : 8,
+		       bs > 1 ? ts : 8 * ts };
+}
+
+// The persistent decode kernel's tables (weights, norms, biases, KV cache of
+// every layer) and its launch plan, when INFER_CUDA_DECODE=fused asks for
+// it; when the model does not fit it st->fused stays 0 and the reason is
+// kept (printed with INFER_CUDA_TIMING): the per-op graph computes the same
+// step.
+static int init_fused(cuda_state *st, infer_error *err)
+{
+	const infer_hparams *hp = st->hp;
+	const char *env = getenv("INFER_CUDA_DECODE");
+	fd_params *p = &st->fd;
+	fd_layer *hl;
+	int rc = 0;
+
+	// Opt-in: on the H200 the persistent kernel is still slower than the
+	// per-op graph (kernels/NOTES.md, item 10), so the graph is the default.
+	if (!env || strcmp(env, "fused")) {
+		snprintf(st->fused_why, sizeof(st->fused_why),
+			 "the default; INFER_CUDA_DECODE=fused selects the persistent kernel");
+		return 0;
+	}
+	hl = (fd_layer *)calloc((size_t)hp->n_layer, sizeof(*hl));
+	if (!hl)
+		return cu_err(err, INFER_E_NOMEM, "cuda: out of memory");
+	for (int il = 0; il < hp->n_layer; il++) {
+		const dlayer *L = &st->L[il];
+		fd_layer *f = &hl[il];
+		f->q = fd_of(&L->wq);
+		f->k = fd_of(&L->wk);
+		f->v = fd_of(&L->wv);
+		f->o = fd_of(&L->wo);
+		f->gate = fd_of(&L->gate);
+		f->up = fd_of(&L->up);
+		f->down = fd_of(&L->down);
+		f->attn_norm = L->attn_norm;
+		f->ffn_norm = L->ffn_norm;
+		f->bq = L->bq;
+		f->bk = L->bk;
+		f->bv = L->bv;
+		f->kc = st->kc + (int64_t)il * st->n_ctx * st->kv_dim;
+		f->vc = st->vc + (int64_t)il * st->n_ctx * st->kv_dim;
+	}
+	*p = fd_params{};
+	p->n_layer = hp->n_layer;
+	p->n_embd = (int)hp->n_embd;
+	p->n_ff = (int)hp->n_ff;
+	p->head_dim = (int)hp->head_dim;
+	p->n_head = (int)hp->n_head;
+	p->n_head_kv = (int)hp->n_head_kv;
+	p->n_rot = (int)hp->n_rot;
+	p->neox = hp->rope_neox;
+	p->eps = hp->norm_eps;
+	p->scale = 1.0f / sqrtf((float)hp->head_dim);
+	p->embd = fd_of(&st->tok_embd);
+	p->out = fd_of(&st->output);
+	p->out_norm = st->output_norm;
+	p->inv_freq = st->inv_freq;
+	p->part = st->attn_part;
+	p->att_count = st->attn_count;
+	if (!st->output_norm || !hl[0].attn_norm) {
+		snprintf(st->fused_why, sizeof(st->fused_why), "a norm weight is missing");
+		goto out;
+	}
+	if (cuda_fused_plan(hl, p, st->fused_why, sizeof(st->fused_why)))
+		goto out;
+	CKG(cudaMalloc((void **)&st->fd_layers, (size_t)hp->n_layer * sizeof(*hl)));
+	CKG(cudaMemcpy(st->fd_layers, hl, (size_t)hp->n_layer * sizeof(*hl), cudaMemcpyHostToDevice));
+	CKG(cudaMalloc((void **)&p->bar, sizeof(unsigned)));
+	CKG(cudaMalloc((void **)&p->rope_cs, (size_t)(hp->n_rot / 2 + 1) * sizeof(float2)));
+	p->layers = st->fd_layers;
+	if (st->timing >= 2) {
+		st->stamps_h = (uint64_t *)calloc(FD_STAMPS_ALL(hp->n_layer), sizeof(uint64_t));
+		if (!st->stamps_h) {
+			rc = cu_err(err, INFER_E_NOMEM, "cuda: out of memory");
+			goto out;
+		}
+		CKG(cudaMalloc((void **)&p->stamps, FD_STAMPS_ALL(hp->n_layer) * sizeof(uint64_t)));
+	}
+	st->fused = 1;
+out:
+	free(hl);
+	return rc;
 }
 
 static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, infer_error *err)
@@ -737,7 +911,7 @@ static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, 
 		       __FILE__, __LINE__);
 		goto fail;
 	}
-	if (init_tables(st, err))
+	if (init_tables(st, err) || init_fused(st, err))
 		goto fail;
 	return st;
 fail:

@@ -9,6 +9,27 @@
 #include "cuda_common.cuh"
 #include "qformats.cuh"
 
+/* Programmatic dependent launch (sm_90): the decode graph is a chain of
+ * short, latency-bound kernels, so a kernel launched with
+ * cudaLaunchAttributeProgrammaticStreamSerialization starts before its
+ * predecessor ends: it lets its own successor launch, warms L2 with data no
+ * kernel of the step writes (weights, earlier KV rows), and only then waits
+ * for the predecessor's results. Everything that reads or writes this
+ * step's activations stays after pdl_wait(). No-ops before sm_90. */
+static __device__ __forceinline__ void pdl_launch_dependents(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 /* device.cu: selects device 0 and uploads the format tables, once. */
 int cuda_init(infer_error *err);
 /* The device copies of the format tables (valid after cuda_init). */
@@ -88,8 +109,63 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 int cuda_rope_store(float *q, float *k, const float *v, float *kc, float *vc, const int32_t *dpos,
 		    int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_tokens,
 		    int64_t n_rot, const double *inv_freq, int neox, cudaStream_t s, infer_error *err);
+/* The decode step's attention (one token, head_dim 64 or 128): RoPE of q
+ * and of the new key, the KV store at dpos[0] and split-key attention over
+ * the cache in one launch (programmatic dependent launch). qkv: the token's
+ * unrotated q | k | v; part / counters as for cuda_attention_split.
+ * INFER_E_UNSUPPORTED for other head sizes (the caller takes
+ * cuda_rope_store + cuda_attention_split). */
+int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,
+			  unsigned *counters, const int32_t *dpos, const double *inv_freq,
+			  int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_rot, int neox,
+			  int nsplit, float scale, cudaStream_t s, infer_error *err);
 /* Embedding rows: out[t] = deq(row tokens[t] of table), K elements each. */
 int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
 		  float *out, cudaStream_t s, infer_error *err);
+
+/* decode_fused.cu: the whole one-token forward pass (no taps) in one
+ * persistent kernel with grid-wide barriers between the stages. */
+struct fd_mat {
+	const void *w;
+	uint32_t type;
+	int64_t K, M, rb; /* rb: bytes per row */
+	int vb, vt;       /* elements / bytes of a "virtual block": the format's
+			     block, or 8 elements of f32 / f16 / bf16 */
+};
+struct fd_layer {
+	fd_mat q, k, v, o, gate, up, down;
+	const float *attn_norm, *ffn_norm, *bq, *bk, *bv; /* biases may be NULL */
+	float *kc, *vc; /* this layer's KV cache, [n_ctx][n_head_kv * head_dim] */
+};
+struct fd_params {
+	const fd_layer *layers; /* device array of n_layer */
+	int n_layer, n_embd, n_ff, head_dim, n_head, n_head_kv, n_rot, neox;
+	float eps, scale;
+	fd_mat embd, out;
+	const float *out_norm;
+	const int32_t *tok, *pos; /* device: the token id and its position */
+	const double *inv_freq;   /* RoPE table as for cuda_rope_store */
+	float2 *rope_cs;          /* n_rot / 2: this token's cos / sin */
+	float *x, *qkv, *att, *ffn, *logits; /* E, q|k|v, q_dim, n_ff, n_vocab */
+	float *part;              /* n_head * nsplit * (head_dim + 2) */
+	unsigned *att_count;      /* n_head zeroed counters (left zeroed) */
+	unsigned *bar;            /* the grid barrier's counter */
+	int grid, nsplit, smem;   /* set by cuda_fused_plan: launch geometry, */
+	int xs_bytes, wb;         /* activation and per-warp weight buffers */
+	uint64_t *stamps;         /* NULL, or FD_STAMPS(n_layer) timer stamps */
+};
+/* Barriers: 1 + 5 per layer; two stamps each, the end, the start. */
+#define FD_BARRIERS(nl) (1 + 5 * (nl))
+#define FD_START_STAMP(nl) (2 * FD_BARRIERS(nl) + 1)
+#define FD_STAMPS(nl) (2 * FD_BARRIERS(nl) + 2)
+/* then FD_MARKS checkpoints of block 0 per layer */
+#define FD_MARKS 32
+#define FD_STAMPS_ALL(nl) (FD_STAMPS(nl) + FD_MARKS * (nl))
+/* Whether the model fits the kernel (types, shapes, residency): 0 and the
+ * launch geometry in p, else 1 and the reason in why. host_layers: the same
+ * table as p->layers, on the host. */
+int cuda_fused_plan(const fd_layer *host_layers, fd_params *p, char *why, size_t why_n);
+/* Zeroes the barrier and launches the kernel on s (graph-capturable). */
+int cuda_fused_decode(const fd_params *p, cudaStream_t s, infer_error *err);
 
 #endif

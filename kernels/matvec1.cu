@@ -28,25 +28,6 @@ struct mv1_args {
 
 #define MV1_THREADS 128
 
-/* Programmatic dependent launch (sm_90): the decode graph is a chain of
- * short, latency-bound kernels, so each mat-vec is launched before its
- * predecessor ends, warms L2 with its own weights (read-only, written by no
- * kernel) and only then waits for the predecessor's results. Everything that
- * reads or writes activations stays after the wait. */
-static __device__ __forceinline__ void pdl_launch_dependents(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
-static __device__ __forceinline__ void pdl_wait(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
 // One L2 prefetch per 128-byte line of the block's ROWS weight rows (both
 // matrices in the pair form), spread over the block's threads.
 template <int ROWS, bool PAIR>

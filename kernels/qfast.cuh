@@ -15,10 +15,12 @@
 
 #include "qformats.cuh"
 
+/* Plain loads on the device (not __ldg): the persistent decode kernel runs
+ * these decoders on weights staged in shared memory. */
 HD uint32_t ldw16(const uint8_t *p)
 {
 #ifdef __CUDA_ARCH__
-	return __ldg((const unsigned short *)p);
+	return *(const unsigned short *)p;
 #else
 	uint16_t v;
 	memcpy(&v, p, 2);
@@ -29,7 +31,7 @@ HD uint32_t ldw16(const uint8_t *p)
 HD uint32_t ldw32(const uint8_t *p)
 {
 #ifdef __CUDA_ARCH__
-	return __ldg((const unsigned int *)p);
+	return *(const unsigned int *)p;
 #else
 	uint32_t v;
 	memcpy(&v, p, 4);

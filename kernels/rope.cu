@@ -2,6 +2,7 @@
 // (pairs 2i, 2i+1). Angles pos * base^(-2i/n_rot) are formed in double, as in
 // the CPU reference, so large positions lose no precision; the rotation
 // itself is float with explicit roundings (no FMA contraction).
+#include "attn_core.cuh"
 #include "kernels.cuh"
 
 static __global__ void rope_kernel(float *x, const int32_t *__restrict__ pos, int64_t head_dim,
@@ -52,7 +53,7 @@ static __global__ void rope_store_kernel(float *q, float *k, const float *__rest
 					 int n_tokens, int n_rot, const double *__restrict__ inv_freq,
 					 int neox)
 {
-	const int half = n_rot / 2, pairs = hd / 2, kv_dim = nhk * hd;
+	const int pairs = hd / 2, kv_dim = nhk * hd;
 	const int64_t n_rot_threads = (int64_t)n_tokens * (nh + nhk) * pairs;
 	int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 
@@ -71,27 +72,11 @@ static __global__ void rope_store_kernel(float *q, float *k, const float *__rest
 	int is_k = h >= nh;
 	float *xh = is_k ? k + (t * nhk + (h - nh)) * hd : q + (t * nh + h) * hd;
 	int a, b;
-	float ya, yb;
-	if (j < half) {
-		double theta = (double)dpos[t] * inv_freq[j];
-		float c = (float)cos(theta), sn = (float)sin(theta);
-		a = neox ? j : 2 * j;
-		b = neox ? j + half : 2 * j + 1;
-		float x0 = xh[a], x1 = xh[b];
-		ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, sn));
-		yb = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c));
-		xh[a] = ya;
-		xh[b] = yb;
-	} else { // dims past n_rot pass through
-		a = n_rot + 2 * (j - half);
-		b = a + 1;
-		ya = xh[a];
-		yb = xh[b];
-	}
+	rope_pair(xh, j, n_rot, dpos[t], inv_freq, neox, &a, &b);
 	if (is_k) {
 		float *dst = kc + (int64_t)dpos[t] * kv_dim + (h - nh) * hd;
-		dst[a] = ya;
-		dst[b] = yb;
+		dst[a] = xh[a];
+		dst[b] = xh[b];
 	}
 }
 

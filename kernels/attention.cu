@@ -229,6 +229,7 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	attn_decode_kernel(attn_decode_args a, const int32_t *__restrict__ dpos)
 {
 	__shared__ attn_decode_smem<HDIM, AS_WARPS> sa;
+	__shared__ float2 cs[HDIM / 2];
 	// The position comes from a copy before the graph, not from the
 	// predecessor; cache rows below it were written by earlier steps. So
 	// this split's key and value rows can be asked into L2 before the wait.
@@ -239,13 +240,22 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	constexpr int LINES = HDIM * 4 / 128;
 
 	pdl_launch_dependents();
+	// This token's RoPE cos / sin (double-precision trig) also before the
+	// wait: they depend on the position only.
+	for (int j = threadIdx.x; j < a.n_rot / 2; j += AS_WARPS * 32) {
+		float c, sn;
+		rope_cos_sin(pos, a.inv_freq, j, &c, &sn);
+		cs[j] = make_float2(c, sn);
+	}
 	for (int64_t i = threadIdx.x; i < (j1 - j0) * LINES; i += AS_WARPS * 32) {
 		const int64_t off = (j0 + i / LINES) * kv_stride + hk * HDIM + (i % LINES) * 32;
 		asm volatile("prefetch.global.L2 [%0];" ::"l"(a.kc + off));
 		asm volatile("prefetch.global.L2 [%0];" ::"l"(a.vc + off));
 	}
 	pdl_wait();
-	attn_decode_item<HDIM, AS_WARPS>(a, pos, blockIdx.x, sa);
+	attn_decode_args b = a;
+	b.cs = cs; // the item's first __syncthreads orders these writes
+	attn_decode_item<HDIM, AS_WARPS>(b, pos, blockIdx.x, sa);
 }
 
 int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,

@@ -78,10 +78,28 @@ static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const f
 		m = mnew;
 		for (int r = 0; r < R; r++)
 			acc[r] *= corr;
-		int nk = j1 - c < 32 ? (int)(j1 - c) : 32;
+		int nk = j1 - c < 32 ? (int)(j1 - c) : 32, jj = 0;
 		const float *vr = vb + c * kv_stride + lane;
-#pragma unroll 8
-		for (int jj = 0; jj < nk; jj++) {
+		// Value rows in batches of 16 keys: all loads of a batch are issued
+		// before its first use (one memory round trip per batch, not one
+		// per few keys); the sums run in key order as before.
+		for (; jj + 16 <= nk; jj += 16) {
+			float vv[16][R];
+#pragma unroll
+			for (int u = 0; u < 16; u++) {
+				const float *row = CUR && c + jj + u == jcur ? vcur + lane
+									     : vr + (jj + u) * kv_stride;
+				for (int r = 0; r < R; r++)
+					vv[u][r] = attn_ld<CUR>(row + 32 * r);
+			}
+#pragma unroll
+			for (int u = 0; u < 16; u++) {
+				float pj = __shfl_sync(0xffffffffu, p, jj + u);
+				for (int r = 0; r < R; r++)
+					acc[r] += pj * vv[u][r];
+			}
+		}
+		for (; jj < nk; jj++) {
 			float pj = __shfl_sync(0xffffffffu, p, jj);
 			const float *row = CUR && c + jj == jcur ? vcur + lane : vr + jj * kv_stride;
 			for (int r = 0; r < R; r++)
@@ -235,8 +253,9 @@ static __device__ __forceinline__ void rope_pair(float *x, int j, int n_rot, int
  * cache plus, in the split holding position pos, the token's own key, which
  * is rotated here and read from shared memory (it is not in the cache yet;
  * one block per KV head stores it, and nobody reads cache row pos in the
- * same step). cs: this token's cos / sin table, or NULL to form them from
- * inv_freq (same values). */
+ * same step). cs: this token's cos / sin table (global memory written before
+ * a grid barrier, or shared memory), or NULL to form them from inv_freq
+ * (same values). */
 struct attn_decode_args {
 	const float *qkv;
 	float *kc, *vc, *att, *part;
@@ -283,8 +302,8 @@ static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, 
 		if (i >= HDIM / 2 && !cur)
 			continue;
 		if (j < p.n_rot / 2) {
-			if (p.cs) {
-				const float2 t = __ldcg(p.cs + j);
+			if (p.cs) { // written before a barrier / in shared memory
+				const float2 t = p.cs[j];
 				c = t.x, sn = t.y;
 			} else {
 				rope_cos_sin(pos, p.inv_freq, j, &c, &sn);

@@ -59,6 +59,7 @@ struct cuda_state {
 	// The persistent decode kernel (decode_fused.cu) when the model fits it;
 	// else the per-op graph below, with the reason kept for the timing line.
 	int fused;
+	int qkv3_off;          // INFER_CUDA_QKV3=0: q, k, v of mixed types in three launches (A/B)
 	char fused_why[200];
 	fd_params fd;
 	fd_layer *fd_layers;   // device copy of the table in fd
@@ -339,6 +340,36 @@ static int layer(cuda_state *st, int il, int32_t n, const tapper *tp, infer_erro
 	return 0;
 }
 
+// q | k | v of the normalized x for the decode step: one launch when the
+// three share a type (wqkv) or when the mixed-type launch takes their types,
+// else three.
+static int qkv_decode(cuda_state *st, const dlayer *L, float *q1, infer_error *err)
+{
+	float *k1 = q1 + st->q_dim, *v1 = k1 + st->kv_dim;
+	float eps = st->hp->norm_eps;
+	int rc;
+
+	if (L->wqkv.d)
+		return cuda_matvec1(L->wqkv.type, L->wqkv.d, NULL, L->wqkv.K, L->wqkv.M, st->x,
+				    L->attn_norm, eps, L->bqkv, q1, 0, st->s, err);
+	if (!st->qkv3_off && L->wk.K == L->wq.K && L->wv.K == L->wq.K) {
+		const uint32_t ty[3] = { L->wq.type, L->wk.type, L->wv.type };
+		const void *const w[3] = { L->wq.d, L->wk.d, L->wv.d };
+		const int64_t M[3] = { L->wq.M, L->wk.M, L->wv.M };
+		const float *const b[3] = { L->bq, L->bk, L->bv };
+		rc = cuda_matvec1_qkv(ty, w, M, L->wq.K, st->x, L->attn_norm, eps, b, q1, st->s, err);
+		if (rc != INFER_E_UNSUPPORTED)
+			return rc;
+	}
+	if ((rc = cuda_matvec1(L->wq.type, L->wq.d, NULL, L->wq.K, L->wq.M, st->x, L->attn_norm, eps,
+			       L->bq, q1, 0, st->s, err)) ||
+	    (rc = cuda_matvec1(L->wk.type, L->wk.d, NULL, L->wk.K, L->wk.M, st->x, L->attn_norm, eps,
+			       L->bk, k1, 0, st->s, err)))
+		return rc;
+	return cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x, L->attn_norm, eps,
+			    L->bv, v1, 0, st->s, err);
+}
+
 // The decode step of one layer (one token, no taps), 6 launches: RMSNorm is
 // folded into the Q/K/V and gate/up mat-vecs, the bias into their epilogue,
 // gate*up*silu into one kernel, and both residual adds into the epilogues of
@@ -354,18 +385,7 @@ static int layer_decode(cuda_state *st, int il, infer_error *err)
 
 	float *q1 = st->qkv1, *k1 = q1 + st->q_dim, *v1 = k1 + st->kv_dim;
 
-	if (L->wqkv.d) {
-		rc = cuda_matvec1(L->wqkv.type, L->wqkv.d, NULL, L->wqkv.K, L->wqkv.M, st->x,
-				  L->attn_norm, eps, L->bqkv, q1, 0, st->s, err);
-	} else {
-		rc = cuda_matvec1(L->wq.type, L->wq.d, NULL, L->wq.K, L->wq.M, st->x, L->attn_norm,
-				  eps, L->bq, q1, 0, st->s, err);
-		rc = rc ? rc : cuda_matvec1(L->wk.type, L->wk.d, NULL, L->wk.K, L->wk.M, st->x,
-					    L->attn_norm, eps, L->bk, k1, 0, st->s, err);
-		rc = rc ? rc : cuda_matvec1(L->wv.type, L->wv.d, NULL, L->wv.K, L->wv.M, st->x,
-					    L->attn_norm, eps, L->bv, v1, 0, st->s, err);
-	}
-	if (rc)
+	if ((rc = qkv_decode(st, L, q1, err)))
 		return rc;
 	// RoPE, KV store and attention in one launch; other head sizes take
 	// the two-kernel form.
@@ -778,6 +798,7 @@ static int init_tables(cuda_state *st, infer_error *err)
 	CK(cudaMemset(st->attn_count, 0, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMallocHost((void **)&st->pin_tp, 2 * sizeof(int32_t)));
 	st->timing = getenv("INFER_CUDA_TIMING") ? atoi(getenv("INFER_CUDA_TIMING")) : 0;
+	st->qkv3_off = getenv("INFER_CUDA_QKV3") && !atoi(getenv("INFER_CUDA_QKV3"));
 	if (st->timing) {
 		CK(cudaEventCreate(&st->ev0));
 		CK(cudaEventCreate(&st->ev1));

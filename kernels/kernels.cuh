@@ -61,6 +61,14 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 		 const float *x, const float *nw, float eps, const float *bias, float *y,
 		 int accumulate, cudaStream_t s, infer_error *err);
 
+/* q, k, v of the decode step in one launch when their types differ: rows
+ * y[0..M0) from w[0], then M1 rows from w[1], M2 from w[2], all of the
+ * normalized x; types q5_0 / q8_0 / q4_K / q6_K only (INFER_E_UNSUPPORTED
+ * otherwise: the caller launches them one by one). */
+int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64_t M[3], int64_t K,
+		     const float *x, const float *nw, float eps, const float *const bias[3],
+		     float *y, cudaStream_t s, infer_error *err);
+
 /* gemm.cu: the same product for any N through cuBLAS: float32 weights with
  * SGEMM (no TF32), f16/bf16 in place, every other type dequantized to f16
  * into `scratch` (M*K halves, caller-owned; NULL: allocated here), F32

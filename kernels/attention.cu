@@ -4,6 +4,7 @@
 // the scores never go to global memory. Query t sits at first_query_pos + t
 // and sees keys 0..first_query_pos + t; q head h reads kv head h / group.
 #include <math.h>
+#include <stdlib.h>
 
 #include "attn_core.cuh"
 #include "kernels.cuh"
@@ -224,7 +225,7 @@ int cuda_attention_split(const float *q, const float *kc, const float *vc, float
 }
 
 /* ---- the decode step: RoPE + KV store + attention in one launch ---------- */
-template <int HDIM>
+template <int HDIM, bool CLUSTER>
 static __global__ void __launch_bounds__(AS_WARPS * 32)
 	attn_decode_kernel(attn_decode_args a, const int32_t *__restrict__ dpos)
 {
@@ -255,7 +256,7 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	pdl_wait();
 	attn_decode_args b = a;
 	b.cs = cs; // the item's first __syncthreads orders these writes
-	attn_decode_item<HDIM, AS_WARPS>(b, pos, blockIdx.x, sa);
+	attn_decode_item<HDIM, AS_WARPS, CLUSTER, HDIM <= 64 ? 32 : 16>(b, pos, blockIdx.x, sa);
 }
 
 int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,
@@ -263,30 +264,40 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 			  int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_rot, int neox,
 			  int nsplit, float scale, cudaStream_t s, infer_error *err)
 {
-	const attn_decode_args a = { qkv, kc, vc, out, part, counters, NULL, inv_freq, (int)n_head,
-				     (int)n_head_kv, (int)n_rot, neox, nsplit, scale };
+	attn_decode_args a = { qkv, kc, vc, out, part, counters, NULL, inv_freq, (int)n_head,
+			       (int)n_head_kv, (int)n_rot, neox, nsplit, scale };
 	cudaLaunchConfig_t c = {};
-	cudaLaunchAttribute at[1];
+	cudaLaunchAttribute at[2];
 	cudaError_t e;
 
 	if (head_dim != 64 && head_dim != 128)
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda decode attention: head_dim %lld",
 			      (long long)head_dim);
+	// The splits of one head form a cluster (merged in distributed shared
+	// memory): at most 8 blocks, the portable cluster size.
+	const bool cluster = !getenv("INFER_ATTN_CLUSTER") || atoi(getenv("INFER_ATTN_CLUSTER"));
+	if (cluster)
+		nsplit = nsplit > 8 ? 8 : nsplit;
+	a.nsplit = nsplit;
 	if (n_head_kv <= 0 || n_head % n_head_kv || n_rot <= 0 || n_rot > head_dim || n_rot % 2 ||
 	    nsplit < 1 || nsplit > 32 || (nsplit > 1 && (!part || !counters)))
 		return cu_err(err, INFER_E_ARG, "cuda decode attention: heads %lld/%lld, n_rot %lld, %d splits",
 			      (long long)n_head, (long long)n_head_kv, (long long)n_rot, nsplit);
 	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
 	at[0].val.programmaticStreamSerializationAllowed = 1;
+	at[1].id = cudaLaunchAttributeClusterDimension;
+	at[1].val.clusterDim.x = (unsigned)nsplit;
+	at[1].val.clusterDim.y = 1;
+	at[1].val.clusterDim.z = 1;
 	c.gridDim = dim3((unsigned)(n_head * nsplit));
 	c.blockDim = dim3(AS_WARPS * 32);
 	c.stream = s;
 	c.attrs = at;
-	c.numAttrs = 1;
+	c.numAttrs = cluster ? 2 : 1;
 	if (head_dim == 64)
-		e = cudaLaunchKernelEx(&c, attn_decode_kernel<64>, a, dpos);
+		e = cudaLaunchKernelEx(&c, cluster ? attn_decode_kernel<64, true> : attn_decode_kernel<64, false>, a, dpos);
 	else
-		e = cudaLaunchKernelEx(&c, attn_decode_kernel<128>, a, dpos);
+		e = cudaLaunchKernelEx(&c, cluster ? attn_decode_kernel<128, true> : attn_decode_kernel<128, false>, a, dpos);
 	if (e != cudaSuccess)
 		return cu_err(err, INFER_E_DEVICE, "cuda decode attention: launch failed: %s (%s:%d)",
 			      cudaGetErrorString(e), __FILE__, __LINE__);

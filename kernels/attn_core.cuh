@@ -14,6 +14,8 @@
 
 #include <math.h>
 
+#include <cooperative_groups.h>
+
 #include "kernels.cuh"
 
 /* Shared memory of the warp combination of one block of NW warps. */
@@ -43,7 +45,7 @@ template <bool CUR> static __device__ __forceinline__ float attn_ld(const float 
 
 /* One warp's share (warp `warp` of `nw`) of the keys [j0, j1): updates m, l
  * and acc[HDIM / 32] (lane owns dims lane + 32 r). */
-template <int HDIM, bool CUR>
+template <int HDIM, bool CUR, int VB = 16>
 static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const float *kb, const float *vb,
 						      int64_t kv_stride, int64_t j0, int64_t j1,
 						      float scale, int warp, int nw, int lane,
@@ -55,6 +57,19 @@ static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const f
 	for (int64_t c = j0 + warp * 32; c < j1; c += nw * 32) {
 		int64_t j = c + lane;
 		float s = -INFINITY;
+		const int nk = j1 - c < 32 ? (int)(j1 - c) : 32;
+		const float *vr = vb + c * kv_stride + lane;
+		// The first VB value rows are loaded together with the keys (they
+		// do not depend on the scores): one memory round trip for both.
+		float vv[VB][R];
+#pragma unroll
+		for (int u = 0; u < VB; u++) {
+			if (u >= nk)
+				break;
+			const float *row = CUR && c + u == jcur ? vcur + lane : vr + u * kv_stride;
+			for (int r = 0; r < R; r++)
+				vv[u][r] = attn_ld<CUR>(row + 32 * r);
+		}
 		if (j < j1) {
 			const float4 *kr = (const float4 *)(CUR && j == jcur ? kcur : kb + j * kv_stride);
 			float d = 0.0f;
@@ -78,11 +93,17 @@ static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const f
 		m = mnew;
 		for (int r = 0; r < R; r++)
 			acc[r] *= corr;
-		int nk = j1 - c < 32 ? (int)(j1 - c) : 32, jj = 0;
-		const float *vr = vb + c * kv_stride + lane;
-		// Value rows in batches of 16 keys: all loads of a batch are issued
-		// before its first use (one memory round trip per batch, not one
-		// per few keys); the sums run in key order as before.
+#pragma unroll
+		for (int u = 0; u < VB; u++) {
+			if (u >= nk)
+				break;
+			float pj = __shfl_sync(0xffffffffu, p, u);
+			for (int r = 0; r < R; r++)
+				acc[r] += pj * vv[u][r];
+		}
+		// The rest in batches of 16 keys: all loads of a batch are issued
+		// before its first use; the sums run in key order throughout.
+		int jj = VB;
 		for (; jj + 16 <= nk; jj += 16) {
 			float vv[16][R];
 #pragma unroll
@@ -247,6 +268,79 @@ static __device__ __forceinline__ void rope_pair(float *x, int j, int n_rot, int
 	rope_pair_cs(x, j, n_rot, neox, c, sn, a, b);
 }
 
+/* The same merge through distributed shared memory when the nsplit blocks
+ * of a query form one thread block cluster (rank = split): each block leaves
+ * its combined partial in its own shared memory, rank 0 reads them all with
+ * the formula of attn_merge_splits, and a second cluster barrier keeps the
+ * partials alive until it has. No global memory round trips, no counter. */
+template <int HDIM, int NW>
+static __device__ void attn_finish_cluster(attn_smem<HDIM, NW> &sh, float m, float l,
+					   const float *acc, int warp, int lane, int nsplit, float *out)
+{
+	constexpr int R = HDIM / 32;
+	namespace cg = cooperative_groups;
+	cg::cluster_group cl = cg::this_cluster();
+
+	if (lane == 0) {
+		sh.wm[warp] = m;
+		sh.wl[warp] = l;
+	}
+	for (int r = 0; r < R; r++)
+		sh.wacc[warp][lane + 32 * r] = acc[r];
+	__syncthreads();
+	if (warp == 0) {
+		float M = -INFINITY, L = 0.0f, o[R];
+		for (int w = 0; w < NW; w++)
+			M = fmaxf(M, sh.wm[w]);
+		for (int r = 0; r < R; r++)
+			o[r] = 0.0f;
+		for (int w = 0; w < NW; w++) {
+			if (sh.wm[w] == -INFINITY)
+				continue;
+			float f = expf(sh.wm[w] - M);
+			L += sh.wl[w] * f;
+			for (int r = 0; r < R; r++)
+				o[r] += sh.wacc[w][lane + 32 * r] * f;
+		}
+		__syncwarp();
+		if (lane == 0) {
+			sh.wm[0] = M;
+			sh.wl[0] = L;
+		}
+		for (int r = 0; r < R; r++)
+			sh.wacc[0][lane + 32 * r] = o[r];
+	}
+	cl.sync();
+	if (cl.block_rank() == 0 && warp == 0) {
+		if (nsplit == 1) {
+			for (int r = 0; r < R; r++)
+				out[lane + 32 * r] = sh.wacc[0][lane + 32 * r] / sh.wl[0];
+		} else {
+			attn_smem<HDIM, NW> *rem = lane < nsplit ? cl.map_shared_rank(&sh, lane) : &sh;
+			float ms = lane < nsplit ? rem->wm[0] : -INFINITY;
+			float ls = lane < nsplit ? rem->wl[0] : 0.0f;
+			float M = ms;
+			for (int o = 16; o > 0; o >>= 1)
+				M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+			float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
+			for (int o = 16; o > 0; o >>= 1)
+				L += __shfl_xor_sync(0xffffffffu, L, o);
+			float o[R];
+			for (int r = 0; r < R; r++)
+				o[r] = 0.0f;
+			for (int sp = 0; sp < nsplit; sp++) {
+				float fs = __shfl_sync(0xffffffffu, f, sp);
+				const attn_smem<HDIM, NW> *rs = cl.map_shared_rank(&sh, sp);
+				for (int r = 0; r < R; r++)
+					o[r] += fs * rs->wacc[0][lane + 32 * r];
+			}
+			for (int r = 0; r < R; r++)
+				out[lane + 32 * r] = o[r] / L;
+		}
+	}
+	cl.sync();
+}
+
 /* ---- one decode attention item: RoPE, KV store and split-key attention ----
  * For the one-token decode step: q, k, v of the token arrive unrotated in
  * qkv (q | k | v); item = (head, split) attends over keys [j0, j1) of the
@@ -272,7 +366,7 @@ template <int HDIM, int NW> struct attn_decode_smem {
 	attn_smem<HDIM, NW> c;
 };
 
-template <int HDIM, int NW>
+template <int HDIM, int NW, bool CLUSTER = false, int VB = 16>
 static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, int item,
 					attn_decode_smem<HDIM, NW> &sa)
 {
@@ -320,12 +414,16 @@ static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, 
 	float acc[R], m = -INFINITY, l = 0.0f;
 	for (int r = 0; r < R; r++)
 		acc[r] = 0.0f;
-	attn_warp_keys<HDIM, true>(sa.q, p.kc + (int64_t)hk * HDIM, p.vc + (int64_t)hk * HDIM,
-				   kv_stride, j0, j1, p.scale, warp, NW, lane, cur ? pos : -1, sa.k,
-				   sa.v, m, l, acc);
-	attn_finish<HDIM, NW>(sa.c, m, l, acc, warp, lane, sp, nsplit,
-			      p.part + (int64_t)h * nsplit * (HDIM + 2), p.counters + h,
-			      p.att + (int64_t)h * HDIM);
+	attn_warp_keys<HDIM, true, VB>(sa.q, p.kc + (int64_t)hk * HDIM, p.vc + (int64_t)hk * HDIM,
+				       kv_stride, j0, j1, p.scale, warp, NW, lane, cur ? pos : -1,
+				       sa.k, sa.v, m, l, acc);
+	if constexpr (CLUSTER)
+		attn_finish_cluster<HDIM, NW>(sa.c, m, l, acc, warp, lane, nsplit,
+					      p.att + (int64_t)h * HDIM);
+	else
+		attn_finish<HDIM, NW>(sa.c, m, l, acc, warp, lane, sp, nsplit,
+				      p.part + (int64_t)h * nsplit * (HDIM + 2), p.counters + h,
+				      p.att + (int64_t)h * HDIM);
 	__syncthreads();
 }
 

@@ -26,6 +26,7 @@ struct mv1_args {
 	float eps;
 	float *y;
 	int accumulate;
+	int no_short; // INFER_MV1_SHORT=0 (A/B): the general body for every row
 };
 
 #define MV1_THREADS 128
@@ -63,6 +64,97 @@ static __device__ __forceinline__ void deq_pick(const uint8_t *b, int g, float *
 // over the whole block keeps enough loads in flight even when M is small.
 // FAST (types with a qfast decoder, aligned operands): the wide-load group
 // decoder and 16-byte loads of x and the norm weight; same values and sums.
+// The epilogue of one row: bias, then silu(gate) * up (pair) or the
+// residual add.
+template <bool PAIR>
+static __device__ __forceinline__ void mv1_store(const mv1_args &a, int64_t row, float s, float s2,
+						 float y_old, float b_row)
+{
+	if (a.bias)
+		s += b_row;
+	if constexpr (PAIR)
+		a.y[row] = __fmul_rn(__fdiv_rn(s, __fadd_rn(1.0f, expf(-s))), s2);
+	else
+		a.y[row] = a.accumulate ? y_old + s : s;
+}
+
+/* Activations (x, the residual) are read with plain loads, never __ldg:
+ * the compiler treats __ldg loads as invariant and may hoist them above
+ * pdl_wait(), i.e. before the predecessor has written them (seen: the short
+ * form below read a stale x); plain loads stay after the wait's memory
+ * clobber and still hit L1. Weights and norm weights, never written, keep
+ * __ldg. */
+
+/* One row whose groups fit the block (K <= 8 * MV1_THREADS: q, k, v and the
+ * output projection at the residual width): each thread decodes its group
+ * of weights and loads its norm weights BEFORE waiting for the predecessor
+ * (neither is written by any kernel), so after the wait only x is read and
+ * the chain is x -> sum of squares -> 8 products -> block sum. */
+template <typename T, bool NORM>
+static __device__ __forceinline__ void mv1_short(const mv1_args &a, int64_t row, int64_t rb,
+						 const iq_tabs &t)
+{
+	__shared__ double red[MV1_THREADS / 32];
+	__shared__ float part[MV1_THREADS / 32];
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	const int gi = threadIdx.x;
+	const bool on = gi < a.K / 8;
+	float v[8], nn[8], xp[8], y_old = 0.0f, b_row = 0.0f, acc = 0.0f;
+
+	pdl_launch_dependents();
+	for (int i = 0; i < 8; i++)
+		v[i] = nn[i] = xp[i] = 0.0f;
+	if (on) {
+		deq_pick<T, true>(a.w + row * rb + ((int64_t)gi * 8 / T::BS) * T::TS, (gi * 8 % T::BS) / 8,
+				  v, t);
+		if constexpr (NORM) {
+			const float4 *nv = (const float4 *)(a.nw + gi * 8);
+			float4 n0 = __ldg(nv), n1 = __ldg(nv + 1);
+			nn[0] = n0.x, nn[1] = n0.y, nn[2] = n0.z, nn[3] = n0.w;
+			nn[4] = n1.x, nn[5] = n1.y, nn[6] = n1.z, nn[7] = n1.w;
+		}
+	}
+	if (threadIdx.x == 0 && a.bias)
+		b_row = a.bias[row];
+	pdl_wait();
+	if (threadIdx.x == 0 && a.accumulate)
+		y_old = a.y[row];
+	if (on) {
+		const float4 *xv = (const float4 *)(a.x + gi * 8);
+		float4 x0 = xv[0], x1 = xv[1];
+		xp[0] = x0.x, xp[1] = x0.y, xp[2] = x0.z, xp[3] = x0.w;
+		xp[4] = x1.x, xp[5] = x1.y, xp[6] = x1.z, xp[7] = x1.w;
+	}
+	if constexpr (NORM) {
+		double ss = 0.0;
+		for (int i = 0; i < 8; i++)
+			ss += (double)xp[i] * xp[i];
+		for (int o = 16; o > 0; o >>= 1)
+			ss += __shfl_xor_sync(0xffffffffu, ss, o);
+		if (lane == 0)
+			red[warp] = ss;
+		__syncthreads();
+		ss = 0.0;
+		for (int i = 0; i < MV1_THREADS / 32; i++)
+			ss += red[i];
+		const float scale = (float)(1.0 / sqrt(ss / (double)a.K + (double)a.eps));
+		for (int i = 0; i < 8; i++)
+			xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		acc += v[i] * xp[i];
+	acc = warp_sum1(acc);
+	if (lane == 0)
+		part[warp] = acc;
+	__syncthreads();
+	if (threadIdx.x)
+		return;
+	float s = 0.0f;
+	for (int w = 0; w < MV1_THREADS / 32; w++)
+		s += part[w];
+	mv1_store<false>(a, row, s, 0.0f, y_old, b_row);
+}
+
 template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
 static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, const iq_tabs &t)
 {
@@ -74,6 +166,12 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 	const int64_t row0 = blk * ROWS;
 	const int64_t rb = (a.K / T::BS) * T::TS;
 
+	if constexpr (FAST && T::G == 8 && ROWS == 1 && !PAIR) {
+		if (a.K <= 8 * MV1_THREADS && !a.no_short) {
+			mv1_short<T, NORM>(a, row0, rb, t);
+			return;
+		}
+	}
 	pdl_launch_dependents();
 	mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
 	pdl_wait();
@@ -112,7 +210,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 		float xp[T::G];
 		if constexpr (FAST && T::G == 8) {
 			const float4 *xv = (const float4 *)(a.x + gi * 8);
-			float4 x0 = __ldg(xv), x1 = __ldg(xv + 1);
+			float4 x0 = xv[0], x1 = xv[1];
 			xp[0] = x0.x, xp[1] = x0.y, xp[2] = x0.z, xp[3] = x0.w;
 			xp[4] = x1.x, xp[5] = x1.y, xp[6] = x1.z, xp[7] = x1.w;
 			if constexpr (NORM) {
@@ -124,7 +222,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 			}
 		} else {
 			for (int i = 0; i < T::G; i++) {
-				float xv = __ldg(a.x + gi * T::G + i);
+				float xv = a.x[gi * T::G + i];
 				if constexpr (NORM)
 					xv = __fmul_rn(__fmul_rn(xv, scale), __ldg(a.nw + gi * T::G + i));
 				xp[i] = xv;
@@ -169,12 +267,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 		if constexpr (PAIR)
 			s2 += part[w][ROWS + r];
 	}
-	if (a.bias)
-		s += b_row;
-	if constexpr (PAIR)
-		a.y[row] = __fmul_rn(__fdiv_rn(s, __fadd_rn(1.0f, expf(-s))), s2);
-	else
-		a.y[row] = a.accumulate ? y_old + s : s;
+	mv1_store<PAIR>(a, row, s, s2, y_old, b_row);
 }
 
 // The pair form (gate/up at the FFN width) is held to 48 registers so ten
@@ -267,12 +360,19 @@ template <typename T> static cudaError_t mv1_launch(const mv1_args &a, bool fast
 	return mv1_forms<T, false>(a, s);
 }
 
+static int mv1_no_short(void)
+{
+	const char *v = getenv("INFER_MV1_SHORT");
+	return v && !atoi(v);
+}
+
 int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_t M,
 		 const float *x, const float *nw, float eps, const float *bias, float *y,
 		 int accumulate, cudaStream_t s, infer_error *err)
 {
 	int bs, ts;
-	mv1_args a = { (const uint8_t *)w, (const uint8_t *)w2, K, M, x, nw, bias, eps, y, accumulate };
+	mv1_args a = { (const uint8_t *)w, (const uint8_t *)w2, K, M, x, nw, bias, eps, y, accumulate,
+		       mv1_no_short() };
 
 	// Integer and f64 tensors are never weights; the pair form is only used
 	// behind a norm (gate/up). Anything else is refused, never approximated.
@@ -329,7 +429,8 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 		    (uintptr_t)w[i] % 8 || M[i] <= 0)
 			return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: segment %d type %s", i,
 				      cuda_type_name(type[i]));
-		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + rows, 0 };
+		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + rows, 0,
+				   mv1_no_short() };
 		a.type[i] = type[i];
 		rows += M[i];
 	}

@@ -81,32 +81,49 @@ static __device__ __forceinline__ void mv1_store(const mv1_args &a, int64_t row,
 /* Activations (x, the residual) are read with plain loads, never __ldg:
  * the compiler treats __ldg loads as invariant and may hoist them above
  * pdl_wait(), i.e. before the predecessor has written them (seen: the short
- * form below read a stale x); plain loads stay after the wait's memory
+ * form read a stale x); plain loads stay after the wait's memory
  * clobber and still hit L1. Weights and norm weights, never written, keep
  * __ldg. */
 
-/* One row whose groups fit the block (K <= 8 * MV1_THREADS: q, k, v and the
- * output projection at the residual width): each thread decodes its group
- * of weights and loads its norm weights BEFORE waiting for the predecessor
- * (neither is written by any kernel), so after the wait only x is read and
- * the chain is x -> sum of squares -> 8 products -> block sum. */
-template <typename T, bool NORM>
-static __device__ __forceinline__ void mv1_short(const mv1_args &a, int64_t row, int64_t rb,
+/* Rows whose groups fit the block (K <= 8 * MV1_THREADS: every mat-vec of
+ * the residual width): each thread owns one group of 8 columns. Its norm
+ * weights are loaded BEFORE waiting for the predecessor (no kernel writes
+ * them), and with at most two rows (q|k|v, the output projection) its
+ * weights are decoded then too; so after the wait the chain is x -> sum of
+ * squares -> products -> block sum. Wider forms (gate/up, the LM head) keep
+ * the L2 prefetch and decode after the wait, within their register budget. */
+template <typename T, bool NORM, bool PAIR, int ROWS>
+static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0, int64_t rb,
 						 const iq_tabs &t)
 {
+	constexpr bool PREDEC = ROWS * (PAIR ? 2 : 1) <= 2;
+	constexpr int NM = PAIR ? 2 : 1;
 	__shared__ double red[MV1_THREADS / 32];
-	__shared__ float part[MV1_THREADS / 32];
+	__shared__ float part[MV1_THREADS / 32][NM * ROWS];
 	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	const int gi = threadIdx.x;
 	const bool on = gi < a.K / 8;
-	float v[8], nn[8], xp[8], y_old = 0.0f, b_row = 0.0f, acc = 0.0f;
+	const int64_t boff = ((int64_t)gi * 8 / T::BS) * T::TS;
+	const int g = (gi * 8 % T::BS) / 8;
+	float nn[8], xp[8], wv[PREDEC ? NM * ROWS : 1][8], acc[NM * ROWS];
+	float y_old = 0.0f, b_row = 0.0f;
 
 	pdl_launch_dependents();
+	if constexpr (!PREDEC)
+		mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
 	for (int i = 0; i < 8; i++)
-		v[i] = nn[i] = xp[i] = 0.0f;
+		nn[i] = xp[i] = 0.0f;
 	if (on) {
-		deq_pick<T, true>(a.w + row * rb + ((int64_t)gi * 8 / T::BS) * T::TS, (gi * 8 % T::BS) / 8,
-				  v, t);
+		if constexpr (PREDEC) {
+#pragma unroll
+			for (int r = 0; r < ROWS; r++) {
+				if (row0 + r >= a.M)
+					break;
+				deq_pick<T, true>(a.w + (row0 + r) * rb + boff, g, wv[r], t);
+				if constexpr (PAIR)
+					deq_pick<T, true>(a.w2 + (row0 + r) * rb + boff, g, wv[ROWS + r], t);
+			}
+		}
 		if constexpr (NORM) {
 			const float4 *nv = (const float4 *)(a.nw + gi * 8);
 			float4 n0 = __ldg(nv), n1 = __ldg(nv + 1);
@@ -114,11 +131,11 @@ static __device__ __forceinline__ void mv1_short(const mv1_args &a, int64_t row,
 			nn[4] = n1.x, nn[5] = n1.y, nn[6] = n1.z, nn[7] = n1.w;
 		}
 	}
-	if (threadIdx.x == 0 && a.bias)
-		b_row = a.bias[row];
+	if (threadIdx.x < ROWS && row0 + threadIdx.x < a.M && a.bias)
+		b_row = a.bias[row0 + threadIdx.x];
 	pdl_wait();
-	if (threadIdx.x == 0 && a.accumulate)
-		y_old = a.y[row];
+	if (threadIdx.x < ROWS && row0 + threadIdx.x < a.M && a.accumulate)
+		y_old = a.y[row0 + threadIdx.x];
 	if (on) {
 		const float4 *xv = (const float4 *)(a.x + gi * 8);
 		float4 x0 = xv[0], x1 = xv[1];
@@ -141,18 +158,41 @@ static __device__ __forceinline__ void mv1_short(const mv1_args &a, int64_t row,
 		for (int i = 0; i < 8; i++)
 			xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
 	}
-	for (int i = 0; i < 8; i++)
-		acc += v[i] * xp[i];
-	acc = warp_sum1(acc);
-	if (lane == 0)
-		part[warp] = acc;
+#pragma unroll
+	for (int r = 0; r < NM * ROWS; r++)
+		acc[r] = 0.0f;
+#pragma unroll
+	for (int r = 0; r < ROWS; r++) {
+		if (!on || row0 + r >= a.M)
+			break;
+		for (int m = 0; m < NM; m++) {
+			float v[8];
+			if constexpr (PREDEC) {
+				for (int i = 0; i < 8; i++)
+					v[i] = wv[m * ROWS + r][i];
+			} else {
+				deq_pick<T, true>((m ? a.w2 : a.w) + (row0 + r) * rb + boff, g, v, t);
+			}
+			for (int i = 0; i < 8; i++)
+				acc[m * ROWS + r] += v[i] * xp[i];
+		}
+	}
+#pragma unroll
+	for (int r = 0; r < NM * ROWS; r++) {
+		float sr = warp_sum1(acc[r]);
+		if (lane == 0)
+			part[warp][r] = sr;
+	}
 	__syncthreads();
-	if (threadIdx.x)
+	if (threadIdx.x >= ROWS || row0 + threadIdx.x >= a.M)
 		return;
-	float s = 0.0f;
-	for (int w = 0; w < MV1_THREADS / 32; w++)
-		s += part[w];
-	mv1_store<false>(a, row, s, 0.0f, y_old, b_row);
+	float s = 0.0f, s2 = 0.0f;
+	for (int w = 0; w < MV1_THREADS / 32; w++) {
+		s += part[w][threadIdx.x];
+		if constexpr (PAIR)
+			s2 += part[w][ROWS + threadIdx.x];
+	}
+	mv1_store<PAIR>(a, row0 + threadIdx.x, s, s2, y_old, b_row);
 }
 
 template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
@@ -166,9 +206,9 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 	const int64_t row0 = blk * ROWS;
 	const int64_t rb = (a.K / T::BS) * T::TS;
 
-	if constexpr (FAST && T::G == 8 && ROWS == 1 && !PAIR) {
+	if constexpr (FAST && T::G == 8) {
 		if (a.K <= 8 * MV1_THREADS && !a.no_short) {
-			mv1_short<T, NORM>(a, row0, rb, t);
+			mv1_group<T, NORM, PAIR, ROWS>(a, row0, rb, t);
 			return;
 		}
 	}

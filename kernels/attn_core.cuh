@@ -45,7 +45,7 @@ template <bool CUR> static __device__ __forceinline__ float attn_ld(const float 
 
 /* One warp's share (warp `warp` of `nw`) of the keys [j0, j1): updates m, l
  * and acc[HDIM / 32] (lane owns dims lane + 32 r). */
-template <int HDIM, bool CUR, int VB = 16>
+template <int HDIM, bool CUR, int VB = 0>
 static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const float *kb, const float *vb,
 						      int64_t kv_stride, int64_t j0, int64_t j1,
 						      float scale, int warp, int nw, int lane,
@@ -61,7 +61,8 @@ static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const f
 		const float *vr = vb + c * kv_stride + lane;
 		// The first VB value rows are loaded together with the keys (they
 		// do not depend on the scores): one memory round trip for both.
-		float vv[VB][R];
+		// VB = 0 (prefill: many blocks, registers matter more) skips it.
+		float vv[VB > 0 ? VB : 1][R];
 #pragma unroll
 		for (int u = 0; u < VB; u++) {
 			if (u >= nk)
@@ -366,7 +367,7 @@ template <int HDIM, int NW> struct attn_decode_smem {
 	attn_smem<HDIM, NW> c;
 };
 
-template <int HDIM, int NW, bool CLUSTER = false, int VB = 16>
+template <int HDIM, int NW, bool CLUSTER = false, int VB = 0>
 static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, int item,
 					attn_decode_smem<HDIM, NW> &sa)
 {

@@ -375,11 +375,17 @@ extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, 
 	    n_pen > n_vocab)
 		return cu_err(err, INFER_E_ARG, "cuda sample: bad arguments (n_vocab %d of %d, %d penalised)",
 			      n_vocab, cs ? cs->n_vocab : 0, n_pen);
-	prep_kernel<<<(unsigned)cdiv(n_vocab, 256), 256, 0, s>>>(d_logits, cs->keys_in, cs->ids_in,
-								 n_vocab);
-	g_cuda_launches++;
-	CK_LAUNCH("prep_kernel");
-	if (n_pen > 0 && p->repeat_penalty != 1.0f && p->repeat_penalty > 0.0f) {
+	const bool pen = n_pen > 0 && p->repeat_penalty != 1.0f && p->repeat_penalty > 0.0f;
+
+	// Greedy without a penalty compares the raw logits (-0.0 == +0.0 there
+	// too), so the key copy is only made when a penalty or the sort needs it.
+	if (pen || p->temperature > 0.0f) {
+		prep_kernel<<<(unsigned)cdiv(n_vocab, 256), 256, 0, s>>>(d_logits, cs->keys_in,
+									 cs->ids_in, n_vocab);
+		g_cuda_launches++;
+		CK_LAUNCH("prep_kernel");
+	}
+	if (pen) {
 		CK(cudaMemcpyAsync(cs->pen, pen_ids, (size_t)n_pen * 4, cudaMemcpyHostToDevice, s));
 		penalty_kernel<<<(unsigned)cdiv(n_pen, 256), 256, 0, s>>>(cs->keys_in, cs->pen, n_pen,
 									  p->repeat_penalty);
@@ -387,7 +393,8 @@ extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, 
 		CK_LAUNCH("penalty_kernel");
 	}
 	if (p->temperature <= 0.0f) {
-		greedy_kernel<<<1, SB, 0, s>>>(cs->keys_in, d_logits, n_vocab, cs->d_out);
+		greedy_kernel<<<1, SB, 0, s>>>(pen ? cs->keys_in : d_logits, d_logits, n_vocab,
+					       cs->d_out);
 		g_cuda_launches++;
 		CK_LAUNCH("greedy_kernel");
 	} else if ((rc = launch_pick(cs, d_logits, n_vocab, p, u, s, err))) {

@@ -21,6 +21,7 @@
 /* Shared memory of the warp combination of one block of NW warps. */
 template <int HDIM, int NW> struct attn_smem {
 	float wm[NW], wl[NW], wacc[NW][HDIM];
+	float part[HDIM + 2]; /* the block's combined (max, sum, acc) (cluster merge) */
 };
 
 /* Key loads: the cache is read-only for the attention kernels (__ldg). With
@@ -132,13 +133,23 @@ static __device__ __forceinline__ void attn_warp_keys(const float4 *qs4, const f
 
 /* Merges nsplit partial (max, sum, acc[HDIM]) triples of one query into out
  * (one warp; lane s reads split s's max and sum, nsplit <= 32, so the loads
- * are issued together; L2-coherent loads, since other blocks wrote them). */
-template <int HDIM>
-static __device__ void attn_merge_splits(const float *pp, float *out, int nsplit, int lane)
+ * are issued together). part(sp) points at split sp's triple: in global
+ * memory (DSMEM false: L2-coherent loads, other blocks wrote them) or in a
+ * cluster peer's shared memory. */
+template <bool DSMEM> static __device__ __forceinline__ float attn_part_ld(const float *p)
+{
+	if constexpr (DSMEM)
+		return *p;
+	else
+		return __ldcg(p);
+}
+
+template <int HDIM, bool DSMEM, class Part>
+static __device__ void attn_merge(Part part, float *out, int nsplit, int lane)
 {
 	constexpr int R = HDIM / 32;
-	float ms = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2)) : -INFINITY;
-	float ls = lane < nsplit ? __ldcg(pp + lane * (HDIM + 2) + 1) : 0.0f;
+	float ms = lane < nsplit ? attn_part_ld<DSMEM>(part(lane)) : -INFINITY;
+	float ls = lane < nsplit ? attn_part_ld<DSMEM>(part(lane) + 1) : 0.0f;
 	float M = ms;
 	for (int o = 16; o > 0; o >>= 1)
 		M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
@@ -150,11 +161,54 @@ static __device__ void attn_merge_splits(const float *pp, float *out, int nsplit
 		o[r] = 0.0f;
 	for (int sp = 0; sp < nsplit; sp++) {
 		float fs = __shfl_sync(0xffffffffu, f, sp);
+		const float *pp = part(sp);
 		for (int r = 0; r < R; r++)
-			o[r] += fs * __ldcg(pp + sp * (HDIM + 2) + 2 + lane + 32 * r);
+			o[r] += fs * attn_part_ld<DSMEM>(pp + 2 + lane + 32 * r);
 	}
 	for (int r = 0; r < R; r++)
 		out[lane + 32 * r] = o[r] / L;
+}
+
+/* The global-memory form: pp holds the nsplit triples one after another. */
+template <int HDIM>
+static __device__ void attn_merge_splits(const float *pp, float *out, int nsplit, int lane)
+{
+	attn_merge<HDIM, false>([pp](int sp) { return pp + sp * (HDIM + 2); }, out, nsplit, lane);
+}
+
+/* Writes the NW warps' (m, l, acc) to shared memory and, after one
+ * __syncthreads, combines them in warp 0 (the other warps get nothing
+ * useful back): *M, *L and o[HDIM / 32] for this lane's dims. */
+template <int HDIM, int NW>
+static __device__ __forceinline__ void attn_combine_warps(attn_smem<HDIM, NW> &sh, float m, float l,
+							  const float *acc, int warp, int lane,
+							  float *M, float *L, float *o)
+{
+	constexpr int R = HDIM / 32;
+
+	if (lane == 0) {
+		sh.wm[warp] = m;
+		sh.wl[warp] = l;
+	}
+	for (int r = 0; r < R; r++)
+		sh.wacc[warp][lane + 32 * r] = acc[r];
+	__syncthreads();
+	*M = -INFINITY;
+	*L = 0.0f;
+	for (int r = 0; r < R; r++)
+		o[r] = 0.0f;
+	if (warp)
+		return;
+	for (int w = 0; w < NW; w++)
+		*M = fmaxf(*M, sh.wm[w]);
+	for (int w = 0; w < NW; w++) {
+		if (sh.wm[w] == -INFINITY)
+			continue;
+		float f = expf(sh.wm[w] - *M);
+		*L += sh.wl[w] * f;
+		for (int r = 0; r < R; r++)
+			o[r] += sh.wacc[w][lane + 32 * r] * f;
+	}
 }
 
 /* Combines the NW warps of the block (one __syncthreads; warp 0 goes on):
@@ -167,30 +221,11 @@ static __device__ void attn_finish(attn_smem<HDIM, NW> &sh, float m, float l, co
 				   unsigned *counter, float *out)
 {
 	constexpr int R = HDIM / 32;
+	float M, L, o[R];
 
-	if (lane == 0) {
-		sh.wm[warp] = m;
-		sh.wl[warp] = l;
-	}
-	for (int r = 0; r < R; r++)
-		sh.wacc[warp][lane + 32 * r] = acc[r];
-	__syncthreads();
+	attn_combine_warps<HDIM, NW>(sh, m, l, acc, warp, lane, &M, &L, o);
 	if (warp)
 		return;
-	float M = -INFINITY, L = 0.0f;
-	for (int w = 0; w < NW; w++)
-		M = fmaxf(M, sh.wm[w]);
-	float o[R];
-	for (int r = 0; r < R; r++)
-		o[r] = 0.0f;
-	for (int w = 0; w < NW; w++) {
-		if (sh.wm[w] == -INFINITY)
-			continue;
-		float f = expf(sh.wm[w] - M);
-		L += sh.wl[w] * f;
-		for (int r = 0; r < R; r++)
-			o[r] += sh.wacc[w][lane + 32 * r] * f;
-	}
 	if (nsplit == 1) {
 		for (int r = 0; r < R; r++)
 			out[lane + 32 * r] = o[r] / L;
@@ -281,63 +316,25 @@ static __device__ void attn_finish_cluster(attn_smem<HDIM, NW> &sh, float m, flo
 	constexpr int R = HDIM / 32;
 	namespace cg = cooperative_groups;
 	cg::cluster_group cl = cg::this_cluster();
+	float M, L, o[R];
 
-	if (lane == 0) {
-		sh.wm[warp] = m;
-		sh.wl[warp] = l;
-	}
-	for (int r = 0; r < R; r++)
-		sh.wacc[warp][lane + 32 * r] = acc[r];
-	__syncthreads();
+	attn_combine_warps<HDIM, NW>(sh, m, l, acc, warp, lane, &M, &L, o);
 	if (warp == 0) {
-		float M = -INFINITY, L = 0.0f, o[R];
-		for (int w = 0; w < NW; w++)
-			M = fmaxf(M, sh.wm[w]);
-		for (int r = 0; r < R; r++)
-			o[r] = 0.0f;
-		for (int w = 0; w < NW; w++) {
-			if (sh.wm[w] == -INFINITY)
-				continue;
-			float f = expf(sh.wm[w] - M);
-			L += sh.wl[w] * f;
-			for (int r = 0; r < R; r++)
-				o[r] += sh.wacc[w][lane + 32 * r] * f;
-		}
-		__syncwarp();
 		if (lane == 0) {
-			sh.wm[0] = M;
-			sh.wl[0] = L;
+			sh.part[0] = M;
+			sh.part[1] = L;
 		}
 		for (int r = 0; r < R; r++)
-			sh.wacc[0][lane + 32 * r] = o[r];
+			sh.part[2 + lane + 32 * r] = o[r];
 	}
 	cl.sync();
 	if (cl.block_rank() == 0 && warp == 0) {
-		if (nsplit == 1) {
-			for (int r = 0; r < R; r++)
-				out[lane + 32 * r] = sh.wacc[0][lane + 32 * r] / sh.wl[0];
-		} else {
-			attn_smem<HDIM, NW> *rem = lane < nsplit ? cl.map_shared_rank(&sh, lane) : &sh;
-			float ms = lane < nsplit ? rem->wm[0] : -INFINITY;
-			float ls = lane < nsplit ? rem->wl[0] : 0.0f;
-			float M = ms;
-			for (int o = 16; o > 0; o >>= 1)
-				M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-			float f = ms == -INFINITY ? 0.0f : expf(ms - M), L = ls * f;
-			for (int o = 16; o > 0; o >>= 1)
-				L += __shfl_xor_sync(0xffffffffu, L, o);
-			float o[R];
-			for (int r = 0; r < R; r++)
-				o[r] = 0.0f;
-			for (int sp = 0; sp < nsplit; sp++) {
-				float fs = __shfl_sync(0xffffffffu, f, sp);
-				const attn_smem<HDIM, NW> *rs = cl.map_shared_rank(&sh, sp);
-				for (int r = 0; r < R; r++)
-					o[r] += fs * rs->wacc[0][lane + 32 * r];
-			}
+		if (nsplit == 1)
 			for (int r = 0; r < R; r++)
 				out[lane + 32 * r] = o[r] / L;
-		}
+		else
+			attn_merge<HDIM, true>([&](int sp) { return (const float *)cl.map_shared_rank(sh.part, sp); },
+					       out, nsplit, lane);
 	}
 	cl.sync();
 }

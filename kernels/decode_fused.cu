@@ -419,15 +419,7 @@ static __device__ void fd_stage_norm(const float *x, const float *nw, int K, flo
 		xs[i] = v;
 		ss += (double)v * v;
 	}
-	for (int o = 16; o > 0; o >>= 1)
-		ss += __shfl_xor_sync(0xffffffffu, ss, o);
-	if ((threadIdx.x & 31) == 0)
-		red[threadIdx.x >> 5] = ss;
-	__syncthreads();
-	ss = 0.0;
-	for (int i = 0; i < FD_WARPS; i++)
-		ss += red[i];
-	const float scale = (float)(1.0 / sqrt(ss / (double)K + (double)eps));
+	const float scale = block_rms_scale<FD_THREADS>(ss, K, eps, red);
 	for (int i = threadIdx.x; i < K; i += FD_THREADS)
 		xs[i] = __fmul_rn(__fmul_rn(xs[i], scale), __ldg(nw + i));
 	__syncthreads();

@@ -30,6 +30,23 @@ static __device__ __forceinline__ void pdl_wait(void)
 #endif
 }
 
+/* RMSNorm's scale 1 / sqrt(mean(x^2) + eps) from each thread's partial sum
+ * of squares (double, as norm.cu) in a block of NT threads: warp sums, then
+ * the block's (one __syncthreads; red holds one double per warp). */
+template <int NT>
+static __device__ __forceinline__ float block_rms_scale(double ss, int64_t K, float eps, double *red)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		ss += __shfl_xor_sync(0xffffffffu, ss, o);
+	if ((threadIdx.x & 31) == 0)
+		red[threadIdx.x >> 5] = ss;
+	__syncthreads();
+	ss = 0.0;
+	for (int i = 0; i < NT / 32; i++)
+		ss += red[i];
+	return (float)(1.0 / sqrt(ss / (double)K + (double)eps));
+}
+
 /* device.cu: selects device 0 and uploads the format tables, once. */
 int cuda_init(infer_error *err);
 /* The device copies of the format tables (valid after cuda_init). */

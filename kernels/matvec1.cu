@@ -57,29 +57,6 @@ static __device__ __forceinline__ void deq_pick(const uint8_t *b, int g, float *
 		T::deq(b, g, y, t);
 }
 
-// One block computes ROWS rows; its 128 threads split each row's groups
-// between them (consecutive threads take consecutive groups, so a warp
-// reads contiguous bytes), partial sums stay in registers for all ROWS
-// rows, and one block reduction at the end yields them all. Splitting a row
-// over the whole block keeps enough loads in flight even when M is small.
-// FAST (types with a qfast decoder, aligned operands): the wide-load group
-// decoder and 16-byte loads of x and the norm weight; same values and sums.
-// RMSNorm's scale 1 / sqrt(mean(x^2) + eps) from each thread's partial sum
-// of squares (double, as norm.cu): warp sums, then the block's (one
-// __syncthreads; red holds one double per warp).
-static __device__ __forceinline__ float mv1_rms_scale(double ss, int64_t K, float eps, double *red)
-{
-	for (int o = 16; o > 0; o >>= 1)
-		ss += __shfl_xor_sync(0xffffffffu, ss, o);
-	if ((threadIdx.x & 31) == 0)
-		red[threadIdx.x >> 5] = ss;
-	__syncthreads();
-	ss = 0.0;
-	for (int i = 0; i < MV1_THREADS / 32; i++)
-		ss += red[i];
-	return (float)(1.0 / sqrt(ss / (double)K + (double)eps));
-}
-
 // The epilogue of one row: bias, then silu(gate) * up (pair) or the
 // residual add.
 template <bool PAIR>
@@ -162,7 +139,7 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 		double ss = 0.0;
 		for (int i = 0; i < 8; i++)
 			ss += (double)xp[i] * xp[i];
-		const float scale = mv1_rms_scale(ss, a.K, a.eps, red);
+		const float scale = block_rms_scale<MV1_THREADS>(ss, a.K, a.eps, red);
 		for (int i = 0; i < 8; i++)
 			xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
 	}
@@ -203,6 +180,13 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 	mv1_store<PAIR>(a, row0 + threadIdx.x, s, s2, y_old, b_row);
 }
 
+// One block computes ROWS rows; its 128 threads split each row's groups
+// between them (consecutive threads take consecutive groups, so a warp
+// reads contiguous bytes), partial sums stay in registers for all ROWS
+// rows, and one block reduction at the end yields them all. Splitting a row
+// over the whole block keeps enough loads in flight even when M is small.
+// FAST (types with a qfast decoder, aligned operands): the wide-load group
+// decoder and 16-byte loads of x and the norm weight; same values and sums.
 template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
 static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, const iq_tabs &t)
 {
@@ -230,7 +214,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 		double ss = 0.0;
 		for (int64_t i = threadIdx.x; i < a.K; i += MV1_THREADS)
 			ss += (double)a.x[i] * a.x[i];
-		scale = mv1_rms_scale(ss, a.K, a.eps, red);
+		scale = block_rms_scale<MV1_THREADS>(ss, a.K, a.eps, red);
 	}
 	// The epilogue's extra operands (residual, bias) are loaded now, so their
 	// latency overlaps the main loop instead of following it.

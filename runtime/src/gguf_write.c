@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "infer/file.h"
 #include "infer/gguf.h"
 #include "infer/quant.h"
 
@@ -430,47 +431,25 @@ static int write_body(const gguf_writer *w, FILE *fp)
 	return rc;
 }
 
+/* The body of the file; write_body's codes are plain I/O (errno) or
+ * INFER_E_NOMEM. */
+static int write_file_body(FILE *fp, void *user, infer_error *err)
+{
+	int rc = write_body(user, fp);
+
+	if (rc == INFER_E_NOMEM)
+		return infer_error_set(err, rc, -1, "out of memory");
+	return rc;
+}
+
 int gguf_writer_write(gguf_writer *w, const char *path, infer_error *err)
 {
-	char *tmp;
-	FILE *fp;
-	int fd, rc;
+	int rc;
 
 	if (w->err.code != INFER_OK)
 		return infer_error_set(err, w->err.code, -1, "%s", w->err.msg);
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
-		return infer_error_set(err, INFER_E_NOMEM, -1, "out of memory");
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = infer_error_set(err, INFER_E_IO, -1, "%s: cannot create temporary file: %s",
-				     path, strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	/* mkstemp creates 0600; give the file the usual umask-based mode */
-	mode_t mask = umask(0);
-	umask(mask);
-	fp = fchmod(fd, 0666 & ~mask) ? NULL : fdopen(fd, "wb");
-	if (!fp) {
-		close(fd);
-		rc = INFER_E_IO;
-	} else {
-		rc = write_body(w, fp);
-		if (fflush(fp) || fsync(fileno(fp)))
-			rc = rc ? rc : INFER_E_IO;
-		if (fclose(fp))
-			rc = rc ? rc : INFER_E_IO;
-	}
-	if (!rc && rename(tmp, path))
-		rc = INFER_E_IO;
-	if (rc) {
-		int e = errno;
-		unlink(tmp);
-		infer_error_set(err, rc, -1, "%s: write failed: %s", path,
-				rc == INFER_E_NOMEM ? "out of memory" : strerror(e));
-	} else {
+	rc = infer_write_atomic(path, INFER_FILE_UMASK, write_file_body, w, err);
+	if (!rc)
 		infer_error_clear(err);
-	}
-	free(tmp);
 	return rc;
 }

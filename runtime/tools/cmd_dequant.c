@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "infer/file.h"
 #include "infer/gguf.h"
 #include "infer/quant.h"
 
@@ -52,40 +53,9 @@ static int write_floats(const gguf_tensor *t, FILE *fp, infer_error *err)
 	return rc;
 }
 
-/* Writes through a temporary file in the destination's folder, then renames. */
-static int dequant_to(const gguf_tensor *t, const char *out, infer_error *err)
+static int write_floats_body(FILE *fp, void *user, infer_error *err)
 {
-	char *tmp;
-	int fd, rc;
-	FILE *fp;
-
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", out) < 0)
-		return infer_error_set(err, INFER_E_NOMEM, -1, "out of memory");
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = infer_error_set(err, INFER_E_IO, -1, "%s: cannot create: %s", out, strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	/* mkstemp creates 0600; give the output the usual umask-based mode */
-	mode_t mask = umask(0);
-	umask(mask);
-	fp = fchmod(fd, 0666 & ~mask) ? NULL : fdopen(fd, "wb");
-	if (!fp) {
-		close(fd);
-		rc = infer_error_set(err, INFER_E_IO, -1, "%s: %s", out, strerror(errno));
-	} else {
-		rc = write_floats(t, fp, err);
-		if (fclose(fp) && !rc)
-			rc = infer_error_set(err, INFER_E_IO, -1, "%s: %s", out, strerror(errno));
-	}
-	if (!rc && rename(tmp, out))
-		rc = infer_error_set(err, INFER_E_IO, -1, "%s: cannot rename into place: %s", out,
-				     strerror(errno));
-	if (rc)
-		unlink(tmp);
-	free(tmp);
-	return rc;
+	return write_floats(user, fp, err);
 }
 
 int cmd_dequant(int argc, char **argv)
@@ -124,7 +94,7 @@ int cmd_dequant(int argc, char **argv)
 		fprintf(stderr, "error: %s: no tensor named '%s' (%lld tensors)\n", path, name,
 			(long long)gguf_n_tensors(f));
 		rc = 2;
-	} else if (dequant_to(t, out, &err)) {
+	} else if (infer_write_atomic(out, INFER_FILE_UMASK, write_floats_body, (void *)t, &err)) {
 		fprintf(stderr, "error: %s: %s\n", path, err.msg);
 		rc = 1;
 	}

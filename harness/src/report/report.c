@@ -3,6 +3,7 @@
  * then rename) so a reader never sees half a report and a failed write leaves
  * nothing behind. */
 #include "report.h"
+#include "infer/file.h"
 #include "report_internal.h"
 
 #include <errno.h>
@@ -330,52 +331,28 @@ int report_validate(const json_t *run, infer_error *err)
 
 typedef int (*report_emitter)(const json_t *run, FILE *f);
 
+struct emit_job {
+	const json_t *run;
+	report_emitter emit;
+};
+
+static int emit_body(FILE *f, void *user, infer_error *err)
+{
+	const struct emit_job *job = user;
+
+	return job->emit(job->run, f);
+}
+
+/* A report is for everyone to read: 0644 whatever the umask. */
 static int write_atomic(const json_t *run, const char *path, report_emitter emit,
 			infer_error *err)
 {
-	char tmp[PATH_MAX];
-	FILE *f;
-	int fd, rc, e;
+	struct emit_job job = { run, emit };
+	int rc = report_validate(run, err);
 
-	rc = report_validate(run, err);
 	if (rc)
 		return rc;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
-		return infer_error_set(err, INFER_E_ARG, -1, "%s: path too long", path);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return infer_error_set(err, INFER_E_IO, -1, "%s: cannot create: %s", path,
-				       strerror(errno));
-	/* mkstemp makes 0600; a report is for everyone to read. */
-	fchmod(fd, 0644);
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return infer_error_set(err, INFER_E_IO, -1, "%s: %s", path, strerror(errno));
-	}
-	errno = 0;
-	rc = emit(run, f);
-	if (fflush(f) || ferror(f))
-		rc = -1;
-	e = errno;
-	if (fclose(f) && !rc) {
-		rc = -1;
-		e = errno;
-	}
-	if (rc) {
-		unlink(tmp);
-		return infer_error_set(err, INFER_E_IO, -1, "%s: write failed: %s", path,
-				       strerror(e ? e : EIO));
-	}
-	if (rename(tmp, path)) {
-		int e = errno;
-
-		unlink(tmp);
-		return infer_error_set(err, INFER_E_IO, -1, "%s: cannot rename into place: %s",
-				       path, strerror(e));
-	}
-	return 0;
+	return infer_write_atomic(path, 0644, emit_body, &job, err);
 }
 
 int report_write_json(const json_t *run, const char *path, infer_error *err)

@@ -152,14 +152,17 @@ static int grow(infer_sampler *s, int32_t n)
 	return 0;
 }
 
-/* Each distinct token of the recent history is penalised once. */
-static void apply_penalty(const infer_sampler_params *p, float *l, int32_t n_vocab,
-			  const int32_t *hist, int32_t n_hist)
+/* Walks the distinct ids of the penalty window (the last repeat_last_n
+ * tokens of the history, in first-seen order; ids outside the vocabulary
+ * skipped): each is stored into ids and / or penalised once in l (either
+ * may be NULL). Returns how many; 0 when the penalty is off. */
+static int32_t penalty_window(const infer_sampler_params *p, const int32_t *hist, int32_t n_hist,
+			      int32_t n_vocab, int32_t *ids, float *l)
 {
-	int32_t from;
+	int32_t from, n = 0;
 
 	if (p->repeat_penalty == 1.0f || p->repeat_penalty <= 0.0f || !hist || n_hist <= 0)
-		return;
+		return 0;
 	from = p->repeat_last_n > 0 && n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
 	for (int32_t i = from; i < n_hist; i++) {
 		int32_t id = hist[i];
@@ -171,8 +174,13 @@ static void apply_penalty(const infer_sampler_params *p, float *l, int32_t n_voc
 			seen = hist[j] == id;
 		if (seen)
 			continue;
-		l[id] = l[id] > 0 ? l[id] / p->repeat_penalty : l[id] * p->repeat_penalty;
+		if (ids)
+			ids[n] = id;
+		if (l)
+			l[id] = l[id] > 0 ? l[id] / p->repeat_penalty : l[id] * p->repeat_penalty;
+		n++;
 	}
+	return n;
 }
 
 static int32_t argmax(const float *l, int32_t n)
@@ -231,28 +239,11 @@ double infer_sampler_next_unit(infer_sampler *s)
 	return next_unit(s->s);
 }
 
-/* The ids apply_penalty touches, in the same window and order. */
+/* The ids the host sampler penalises, in the same window and order. */
 int32_t infer_sampler_penalty_ids(const infer_sampler *s, const int32_t *hist, int32_t n_hist,
 				  int32_t n_vocab, int32_t *ids)
 {
-	const infer_sampler_params *p = &s->p;
-	int32_t from, n = 0;
-
-	if (p->repeat_penalty == 1.0f || p->repeat_penalty <= 0.0f || !hist || n_hist <= 0)
-		return 0;
-	from = p->repeat_last_n > 0 && n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
-	for (int32_t i = from; i < n_hist; i++) {
-		int32_t id = hist[i];
-		int seen = 0;
-
-		if (id < 0 || id >= n_vocab)
-			continue;
-		for (int32_t j = from; j < i && !seen; j++)
-			seen = hist[j] == id;
-		if (!seen)
-			ids[n++] = id;
-	}
-	return n;
+	return penalty_window(&s->p, hist, n_hist, n_vocab, ids, NULL);
 }
 
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n_vocab,
@@ -267,7 +258,7 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n_vo
 	if (!logits || n_vocab <= 0 || grow(s, n_vocab))
 		return -1;
 	memcpy(s->work, logits, (size_t)n_vocab * sizeof(float));
-	apply_penalty(p, s->work, n_vocab, history, n_history);
+	penalty_window(p, history, n_history, n_vocab, NULL, s->work);
 	if (p->temperature <= 0.0f) {
 		id = argmax(s->work, n_vocab);
 		if (logprob_raw)

@@ -591,10 +591,9 @@ QTYPE(t_iq1_m, 256, 56, 8)
 
 #undef QTYPE
 
-/* Calls F::template run<Traits>(args...) for type id `type`; returns 0 when
- * the id has no decoder (the caller reports it by name). */
-#define QTYPE_DISPATCH(type, CALL)                                                   \
-	switch (type) {                                                              \
+/* The weight types (every storage type but the integer and f64 ones):
+ * CALL(T) in a case per id. */
+#define QTYPE_WEIGHT_CASES(CALL)                                                     \
 	case 0: CALL(t_f32); break;                                                  \
 	case 1: CALL(t_f16); break;                                                  \
 	case 2: CALL(t_q4_0); break;                                                 \
@@ -617,11 +616,6 @@ QTYPE(t_iq1_m, 256, 56, 8)
 	case 21: CALL(t_iq3_s); break;                                               \
 	case 22: CALL(t_iq2_s); break;                                               \
 	case 23: CALL(t_iq4_xs); break;                                              \
-	case 24: CALL(t_i8); break;                                                  \
-	case 25: CALL(t_i16); break;                                                 \
-	case 26: CALL(t_i32); break;                                                 \
-	case 27: CALL(t_i64); break;                                                 \
-	case 28: CALL(t_f64); break;                                                 \
 	case 29: CALL(t_iq1_m); break;                                               \
 	case 30: CALL(t_bf16); break;                                                \
 	case 34: CALL(t_tq1_0); break;                                               \
@@ -629,7 +623,18 @@ QTYPE(t_iq1_m, 256, 56, 8)
 	case 39: CALL(t_mxfp4); break;                                               \
 	case 40: CALL(t_nvfp4); break;                                               \
 	case 41: CALL(t_q1_0); break;                                                \
-	case 42: CALL(t_q2_0); break;                                                \
+	case 42: CALL(t_q2_0); break;
+
+/* Calls CALL(Traits) for type id `type`; does nothing when the id has no
+ * decoder (the caller reports it by name). */
+#define QTYPE_DISPATCH(type, CALL)                                                   \
+	switch (type) {                                                              \
+	QTYPE_WEIGHT_CASES(CALL)                                                     \
+	case 24: CALL(t_i8); break;                                                  \
+	case 25: CALL(t_i16); break;                                                 \
+	case 26: CALL(t_i32); break;                                                 \
+	case 27: CALL(t_i64); break;                                                 \
+	case 28: CALL(t_f64); break;                                                 \
 	default: break;                                                              \
 	}
 
@@ -637,36 +642,7 @@ QTYPE(t_iq1_m, 256, 56, 8)
  * each instantiation is expensive to compile. */
 #define QTYPE_DISPATCH_WEIGHTS(type, CALL)                                           \
 	switch (type) {                                                              \
-	case 0: CALL(t_f32); break;                                                  \
-	case 1: CALL(t_f16); break;                                                  \
-	case 2: CALL(t_q4_0); break;                                                 \
-	case 3: CALL(t_q4_1); break;                                                 \
-	case 6: CALL(t_q5_0); break;                                                 \
-	case 7: CALL(t_q5_1); break;                                                 \
-	case 8: CALL(t_q8_0); break;                                                 \
-	case 9: CALL(t_q8_1); break;                                                 \
-	case 10: CALL(t_q2_K); break;                                                \
-	case 11: CALL(t_q3_K); break;                                                \
-	case 12: CALL(t_q4_K); break;                                                \
-	case 13: CALL(t_q5_K); break;                                                \
-	case 14: CALL(t_q6_K); break;                                                \
-	case 15: CALL(t_q8_K); break;                                                \
-	case 16: CALL(t_iq2_xxs); break;                                             \
-	case 17: CALL(t_iq2_xs); break;                                              \
-	case 18: CALL(t_iq3_xxs); break;                                             \
-	case 19: CALL(t_iq1_s); break;                                               \
-	case 20: CALL(t_iq4_nl); break;                                              \
-	case 21: CALL(t_iq3_s); break;                                               \
-	case 22: CALL(t_iq2_s); break;                                               \
-	case 23: CALL(t_iq4_xs); break;                                              \
-	case 29: CALL(t_iq1_m); break;                                               \
-	case 30: CALL(t_bf16); break;                                                \
-	case 34: CALL(t_tq1_0); break;                                               \
-	case 35: CALL(t_tq2_0); break;                                               \
-	case 39: CALL(t_mxfp4); break;                                               \
-	case 40: CALL(t_nvfp4); break;                                               \
-	case 41: CALL(t_q1_0); break;                                                \
-	case 42: CALL(t_q2_0); break;                                                \
+	QTYPE_WEIGHT_CASES(CALL)                                                     \
 	default: break;                                                              \
 	}
 

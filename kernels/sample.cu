@@ -44,10 +44,12 @@ struct infer_cuda_sampler {
 
 /* ---- block reductions (SB threads) --------------------------------------- */
 
-__device__ static double block_sum(double v, double *sh)
+// Warp shuffles, one value per warp in sh, then warp 0; every thread gets
+// the result (op: the sum or the max).
+template <typename T, typename Op> __device__ static T block_reduce(T v, T *sh, Op op)
 {
 	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_down_sync(0xffffffffu, v, o);
+		v = op(v, __shfl_down_sync(0xffffffffu, v, o));
 	__syncthreads();
 	if ((threadIdx.x & 31) == 0)
 		sh[threadIdx.x >> 5] = v;
@@ -55,7 +57,7 @@ __device__ static double block_sum(double v, double *sh)
 	if (threadIdx.x < 32) {
 		v = sh[threadIdx.x];
 		for (int o = 16; o > 0; o >>= 1)
-			v += __shfl_down_sync(0xffffffffu, v, o);
+			v = op(v, __shfl_down_sync(0xffffffffu, v, o));
 		if (threadIdx.x == 0)
 			sh[0] = v;
 	}
@@ -63,23 +65,14 @@ __device__ static double block_sum(double v, double *sh)
 	return sh[0];
 }
 
+__device__ static double block_sum(double v, double *sh)
+{
+	return block_reduce(v, sh, [](double a, double b) { return a + b; });
+}
+
 __device__ static float block_max(float v, float *sh)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-	__syncthreads();
-	if ((threadIdx.x & 31) == 0)
-		sh[threadIdx.x >> 5] = v;
-	__syncthreads();
-	if (threadIdx.x < 32) {
-		v = sh[threadIdx.x];
-		for (int o = 16; o > 0; o >>= 1)
-			v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-		if (threadIdx.x == 0)
-			sh[0] = v;
-	}
-	__syncthreads();
-	return sh[0];
+	return block_reduce(v, sh, [](float a, float b) { return fmaxf(a, b); });
 }
 
 // (value, index) with the larger value winning, ties to the lower index.

@@ -233,22 +233,6 @@ static __device__ __forceinline__ int64_t fd_rounds(const fd_stage &st)
 	return v0 >= st.total ? 0 : (st.total - v0 + span - 1) / span;
 }
 
-static __device__ __forceinline__ void fd_cp16(uint8_t *dst, const uint8_t *src)
-{
-	const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-
-static __device__ __forceinline__ void fd_commit(void)
-{
-	asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-template <int N> static __device__ __forceinline__ void fd_wait(void)
-{
-	asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
 /* Bytes [lo, hi) of a matrix into buf in 16-byte pieces (the lanes of the
  * warp); returns where byte lo landed. */
 static __device__ __forceinline__ const uint8_t *fd_copy(const void *w, int64_t lo, int64_t hi,
@@ -258,7 +242,7 @@ static __device__ __forceinline__ const uint8_t *fd_copy(const void *w, int64_t 
 	const uint8_t *src = (const uint8_t *)w + lo16;
 
 	for (int64_t c = threadIdx.x & 31; c < n; c += 32)
-		fd_cp16(buf + c * 16, src + c * 16);
+		cp_async16(buf + c * 16, src + c * 16);
 	return buf + (lo - lo16);
 }
 
@@ -278,7 +262,7 @@ static __device__ void fd_issue(const fd_stage &st, int64_t k, uint8_t *buf, int
 		if (sg.w2)
 			fd_copy(sg.w2, lo, hi, buf + wb / 2);
 	}
-	fd_commit();
+	cp_async_commit();
 }
 
 /* The dot products of one task from the staged bytes d (d2: the pair's):
@@ -331,7 +315,7 @@ static __device__ void fd_run(const fd_stage &st, const float *xs, uint8_t *wbuf
 		const bool ok = fd_locate<RW>(st, k, w);
 
 		fd_issue<RW>(st, k + 1, buf[(k + 1) & 1], wb);
-		fd_wait<1>();
+		cp_async_wait<1>();
 		__syncwarp();
 #pragma unroll
 		for (int r = 0; r < RW; r++)

@@ -30,6 +30,26 @@ static __device__ __forceinline__ void pdl_wait(void)
 #endif
 }
 
+/* cp.async (sm_80+): 16 bytes global -> shared without passing through
+ * registers (L2 only, .cg), so a block can have all of its weight bytes in
+ * flight at once; the copies land after cp_async_wait<N>() (at most N
+ * groups still pending) and a __syncthreads. */
+static __device__ __forceinline__ void cp_async16(void *dst_shared, const void *src)
+{
+	const unsigned d = (unsigned)__cvta_generic_to_shared(dst_shared);
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+	asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+template <int N> static __device__ __forceinline__ void cp_async_wait(void)
+{
+	asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 /* RMSNorm's scale 1 / sqrt(mean(x^2) + eps) from each thread's partial sum
  * of squares (double, as norm.cu) in a block of NT threads: warp sums, then
  * the block's (one __syncthreads; red holds one double per warp). */

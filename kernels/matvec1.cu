@@ -27,6 +27,7 @@ struct mv1_args {
 	float *y;
 	int accumulate;
 	int no_short; // INFER_MV1_SHORT=0 (A/B): the general body for every row
+	int pitch;    // staged forms: bytes of shared memory per matrix
 };
 
 #define MV1_THREADS 128
@@ -46,6 +47,53 @@ static __device__ __forceinline__ void mv1_prefetch(const uint8_t *w, const uint
 		if constexpr (PAIR)
 			asm volatile("prefetch.global.L2 [%0];" ::"l"(w2 + off));
 	}
+}
+
+/* Bytes [lo, hi) of w (16-byte aligned; lo, hi even, as every row of a
+ * weight type is) into buf, byte b at buf + (b - (lo & ~15)): the 16-byte
+ * pieces inside the span by cp.async, the < 16 bytes at either end by
+ * 2-byte loads, so nothing outside the span is read. Returns where byte lo
+ * landed; the bytes are there after cp_async_wait<0>() and __syncthreads. */
+static __device__ __forceinline__ const uint8_t *mv1_stage_span(const uint8_t *w, int64_t lo, int64_t hi,
+								uint8_t *buf)
+{
+	const int64_t base = lo & ~(int64_t)15;
+	const int64_t a = (lo + 15) & ~(int64_t)15, b = hi & ~(int64_t)15;
+	const int64_t h1 = a < hi ? a : hi, t0 = b > h1 ? b : h1;
+	const int nh = (int)(h1 - lo) / 2, nt = (int)(hi - t0) / 2;
+
+	for (int64_t c = a + 16 * (int64_t)threadIdx.x; c < b; c += 16 * MV1_THREADS)
+		cp_async16(buf + (c - base), w + c);
+	if ((int)threadIdx.x < nh + nt) {
+		const int64_t off = (int)threadIdx.x < nh ? lo + 2 * threadIdx.x : t0 + 2 * (threadIdx.x - nh);
+		*(uint16_t *)(buf + (off - base)) = *(const uint16_t *)(w + off);
+	}
+	return buf + (lo - base);
+}
+
+/* The staged forms: the block's weight rows go to shared memory with every
+ * copy in flight at once, issued before the PDL wait (weights are never
+ * written), instead of one L2 prefetch per line and a decode chain that
+ * keeps few loads in flight. Same decoders on the copies, so the same
+ * values and sums. w0 / w20: where row row0 of w / w2 is now. */
+template <bool PAIR, int ROWS>
+static __device__ __forceinline__ void mv1_stage_rows(const uint8_t *w, const uint8_t *w2, int64_t row0,
+						      int64_t M, int64_t rb, int pitch,
+						      const uint8_t **w0, const uint8_t **w20)
+{
+	extern __shared__ __align__(16) uint8_t mv1_stage[];
+	const int64_t rows = M - row0 < ROWS ? M - row0 : ROWS;
+
+	*w0 = mv1_stage_span(w, row0 * rb, (row0 + rows) * rb, mv1_stage);
+	if constexpr (PAIR)
+		*w20 = mv1_stage_span(w2, row0 * rb, (row0 + rows) * rb, mv1_stage + pitch);
+	cp_async_commit();
+}
+
+static __device__ __forceinline__ void mv1_stage_done(void)
+{
+	cp_async_wait<0>();
+	__syncthreads();
 }
 
 template <typename T, bool FAST>
@@ -85,7 +133,7 @@ static __device__ __forceinline__ void mv1_store(const mv1_args &a, int64_t row,
  * weights are decoded then too; so after the wait the chain is x -> sum of
  * squares -> products -> block sum. Wider forms (gate/up, the LM head) keep
  * the L2 prefetch and decode after the wait, within their register budget. */
-template <typename T, bool NORM, bool PAIR, int ROWS>
+template <typename T, bool NORM, bool PAIR, int ROWS, bool STAGE>
 static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0, int64_t rb,
 						 const iq_tabs &t)
 {
@@ -100,9 +148,12 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 	const int g = (gi * 8 % T::BS) / 8;
 	float nn[8], xp[8], wv[PREDEC ? NM * ROWS : 1][8], acc[NM * ROWS];
 	float y_old = 0.0f, b_row = 0.0f;
+	const uint8_t *w0 = a.w + row0 * rb, *w20 = PAIR ? a.w2 + row0 * rb : NULL;
 
 	pdl_launch_dependents();
-	if constexpr (!PREDEC)
+	if constexpr (STAGE && !PREDEC)
+		mv1_stage_rows<PAIR, ROWS>(a.w, a.w2, row0, a.M, rb, a.pitch, &w0, &w20);
+	else if constexpr (!PREDEC)
 		mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
 	for (int i = 0; i < 8; i++)
 		nn[i] = xp[i] = 0.0f;
@@ -112,9 +163,9 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 			for (int r = 0; r < ROWS; r++) {
 				if (row0 + r >= a.M)
 					break;
-				deq_pick<T, true>(a.w + (row0 + r) * rb + boff, g, wv[r], t);
+				deq_pick<T, true>(w0 + r * rb + boff, g, wv[r], t);
 				if constexpr (PAIR)
-					deq_pick<T, true>(a.w2 + (row0 + r) * rb + boff, g, wv[ROWS + r], t);
+					deq_pick<T, true>(w20 + r * rb + boff, g, wv[ROWS + r], t);
 			}
 		}
 		if constexpr (NORM) {
@@ -143,6 +194,8 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 		for (int i = 0; i < 8; i++)
 			xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
 	}
+	if constexpr (STAGE && !PREDEC)
+		mv1_stage_done();
 #pragma unroll
 	for (int r = 0; r < NM * ROWS; r++)
 		acc[r] = 0.0f;
@@ -156,7 +209,7 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 				for (int i = 0; i < 8; i++)
 					v[i] = wv[m * ROWS + r][i];
 			} else {
-				deq_pick<T, true>((m ? a.w2 : a.w) + (row0 + r) * rb + boff, g, v, t);
+				deq_pick<T, true>((m ? w20 : w0) + r * rb + boff, g, v, t);
 			}
 			for (int i = 0; i < 8; i++)
 				acc[m * ROWS + r] += v[i] * xp[i];
@@ -187,7 +240,7 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 // over the whole block keeps enough loads in flight even when M is small.
 // FAST (types with a qfast decoder, aligned operands): the wide-load group
 // decoder and 16-byte loads of x and the norm weight; same values and sums.
-template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
+template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST, bool STAGE = false>
 static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, const iq_tabs &t)
 {
 	__shared__ double red[MV1_THREADS / 32];
@@ -200,12 +253,17 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 
 	if constexpr (FAST && T::G == 8) {
 		if (a.K <= 8 * MV1_THREADS && !a.no_short) {
-			mv1_group<T, NORM, PAIR, ROWS>(a, row0, rb, t);
+			mv1_group<T, NORM, PAIR, ROWS, STAGE>(a, row0, rb, t);
 			return;
 		}
 	}
+	const uint8_t *w0 = a.w + row0 * rb, *w20 = PAIR ? a.w2 + row0 * rb : NULL;
+
 	pdl_launch_dependents();
-	mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
+	if constexpr (STAGE)
+		mv1_stage_rows<PAIR, ROWS>(a.w, a.w2, row0, a.M, rb, a.pitch, &w0, &w20);
+	else
+		mv1_prefetch<ROWS, PAIR>(a.w, a.w2, row0, a.M, rb);
 	pdl_wait();
 
 	// x is read straight from global memory (it stays in L1); with NORM the
@@ -227,6 +285,8 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 	}
 	const int64_t ng = a.K / T::G;
 	float acc[ROWS], acc2[ROWS];
+	if constexpr (STAGE)
+		mv1_stage_done();
 #pragma unroll
 	for (int r = 0; r < ROWS; r++)
 		acc[r] = acc2[r] = 0.0f;
@@ -259,11 +319,11 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 			if (row0 + r >= a.M)
 				break;
 			float v[T::G];
-			deq_pick<T, FAST>(a.w + (row0 + r) * rb + boff, g, v, t);
+			deq_pick<T, FAST>(w0 + r * rb + boff, g, v, t);
 			for (int i = 0; i < T::G; i++)
 				acc[r] += v[i] * xp[i];
 			if constexpr (PAIR) {
-				deq_pick<T, FAST>(a.w2 + (row0 + r) * rb + boff, g, v, t);
+				deq_pick<T, FAST>(w20 + r * rb + boff, g, v, t);
 				for (int i = 0; i < T::G; i++)
 					acc2[r] += v[i] * xp[i];
 			}
@@ -296,10 +356,10 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 
 // The pair form (gate/up at the FFN width) is held to 48 registers so ten
 // blocks fit an SM and its ~1200 blocks run as one wave.
-template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
+template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST, bool STAGE>
 static __global__ void __launch_bounds__(MV1_THREADS, PAIR ? 10 : 1) mv1_kernel(mv1_args a, iq_tabs t)
 {
-	mv1_body<T, NORM, PAIR, ROWS, FAST>(a, blockIdx.x, t);
+	mv1_body<T, NORM, PAIR, ROWS, FAST, STAGE>(a, blockIdx.x, t);
 }
 
 /* q, k and v of the decode step in one launch when their types differ (a
@@ -340,11 +400,31 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_qkv_kernel(mv1_seg3 a,
 // the vocabulary (measured on the H200: 8 -> 16 rows, ~1% per token).
 // Launched with programmatic stream serialization (see pdl_wait); on a GPU
 // without it the attribute is ignored and the launch is an ordinary one.
+// The staged forms (mv1_stage_rows) take the wide-load types whose
+// weights start 16-byte aligned, except the short form that decodes its
+// one or two rows into registers before the wait anyway; at most 48 KB of
+// shared memory (the default limit), else the L2 prefetch.
+#define MV1_STAGE_MAX (48 * 1024)
+
+template <typename T, bool NORM, bool PAIR, int ROWS>
+static int mv1_pitch(const mv1_args &a)
+{
+	const int64_t rb = (a.K / T::BS) * T::TS, pitch = (ROWS * rb + 15 + 15) & ~(int64_t)15;
+	const bool predec = T::G == 8 && a.K <= 8 * MV1_THREADS && !a.no_short && ROWS * (PAIR ? 2 : 1) <= 2;
+	const char *v = getenv("INFER_MV1_STAGE");
+
+	if ((v && !atoi(v)) || predec || (uintptr_t)a.w % 16 || (PAIR && (uintptr_t)a.w2 % 16) ||
+	    pitch * (PAIR ? 2 : 1) > MV1_STAGE_MAX)
+		return 0;
+	return (int)pitch;
+}
+
 template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
-static cudaError_t mv1_run(const mv1_args &a, cudaStream_t s)
+static cudaError_t mv1_run(const mv1_args &a0, cudaStream_t s)
 {
 	cudaLaunchConfig_t c = {};
 	cudaLaunchAttribute at[1];
+	mv1_args a = a0;
 
 	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
 	at[0].val.programmaticStreamSerializationAllowed = 1;
@@ -353,7 +433,15 @@ static cudaError_t mv1_run(const mv1_args &a, cudaStream_t s)
 	c.stream = s;
 	c.attrs = at;
 	c.numAttrs = 1;
-	return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, FAST>, a, cuda_tabs());
+	if constexpr (FAST) {
+		a.pitch = mv1_pitch<T, NORM, PAIR, ROWS>(a);
+		if (a.pitch) {
+			c.dynamicSmemBytes = (size_t)a.pitch * (PAIR ? 2 : 1);
+			return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, true, true>, a,
+						  cuda_tabs());
+		}
+	}
+	return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, FAST, false>, a, cuda_tabs());
 }
 
 template <typename T, bool NORM, bool PAIR, bool FAST>
@@ -396,7 +484,7 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 {
 	int bs, ts;
 	mv1_args a = { (const uint8_t *)w, (const uint8_t *)w2, K, M, x, nw, bias, eps, y, accumulate,
-		       mv1_no_short() };
+		       mv1_no_short(), 0 };
 
 	// Integer and f64 tensors are never weights; the pair form is only used
 	// behind a norm (gate/up). Anything else is refused, never approximated.
@@ -454,7 +542,7 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 			return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: segment %d type %s", i,
 				      cuda_type_name(type[i]));
 		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + rows, 0,
-				   mv1_no_short() };
+				   mv1_no_short(), 0 };
 		a.type[i] = type[i];
 		rows += M[i];
 	}

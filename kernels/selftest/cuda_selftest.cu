@@ -214,18 +214,45 @@ static void dequant_goldens(const std::string &dir, const infer_ops *ops)
 	result(files_bad == 0, name, "%d files bit-exact, %d differ", files_ok, files_bad);
 }
 
-// The wide-load decoders of the decode mat-vec (qfast.cuh) on the host
+// The wide-load decoders of the decode mat-vec (qfast.cuh) on the host and
+// on the device (their device code differs: conversions without I2F)
 // against the golden values, bit for bit: they must equal the generic ones.
-template <typename T> static int qfast_host(const uint8_t *src, float *dst, int64_t n)
+template <typename T> static __global__ void qfast_kernel(const uint8_t *src, float *dst, int64_t n)
 {
-	iq_tabs t = host_tabs();
-	for (int64_t gi = 0; gi < n / 8; gi++)
-		qfast<T>::deq(src + (gi * 8 / T::BS) * T::TS, (int)(gi % (T::BS / 8)), dst + gi * 8, t);
-	return 1;
+	const int64_t gi = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (gi < n / 8)
+		qfast<T>::deq(src + (gi * 8 / T::BS) * T::TS, (int)(gi % (T::BS / 8)), dst + gi * 8,
+			      iq_tabs{});
 }
 
-static void qfast_goldens(const std::string &dir)
+template <typename T>
+static int qfast_run(const uint8_t *src, float *dst, int64_t n, bool dev)
 {
+	const size_t nbytes = (size_t)(n / T::BS) * T::TS;
+
+	if (!dev) {
+		iq_tabs t = host_tabs();
+		for (int64_t gi = 0; gi < n / 8; gi++)
+			qfast<T>::deq(src + (gi * 8 / T::BS) * T::TS, (int)(gi % (T::BS / 8)),
+				      dst + gi * 8, t);
+		return 1;
+	}
+	uint8_t *ds = NULL;
+	float *dd = NULL;
+	bool ok = cudaMalloc(&ds, nbytes) == cudaSuccess && cudaMalloc(&dd, n * 4) == cudaSuccess &&
+		  cudaMemcpy(ds, src, nbytes, cudaMemcpyHostToDevice) == cudaSuccess;
+	if (ok) {
+		qfast_kernel<T><<<(unsigned)((n / 8 + 127) / 128), 128>>>(ds, dd, n);
+		ok = cudaMemcpy(dst, dd, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess;
+	}
+	cudaFree(ds);
+	cudaFree(dd);
+	return ok;
+}
+
+static void qfast_goldens(const std::string &dir, bool dev)
+{
+	const char *who = dev ? "cuda" : "host";
 	std::vector<std::string> files = list_dir(dir, "");
 	int ok = 0, bad = 0;
 
@@ -239,18 +266,22 @@ static void qfast_goldens(const std::string &dir)
 			continue;
 		}
 		std::vector<float> out(e->nel);
+		int ran;
 		if (b->type == 6)
-			qfast_host<t_q5_0>(b->data, out.data(), e->nel);
+			ran = qfast_run<t_q5_0>(b->data, out.data(), e->nel, dev);
 		else if (b->type == 8)
-			qfast_host<t_q8_0>(b->data, out.data(), e->nel);
+			ran = qfast_run<t_q8_0>(b->data, out.data(), e->nel, dev);
 		else if (b->type == 12)
-			qfast_host<t_q4_K>(b->data, out.data(), e->nel);
+			ran = qfast_run<t_q4_K>(b->data, out.data(), e->nel, dev);
 		else
-			qfast_host<t_q6_K>(b->data, out.data(), e->nel);
+			ran = qfast_run<t_q6_K>(b->data, out.data(), e->nel, dev);
 		int64_t first, nbad = bits_mismatch(out.data(), (const float *)e->data, e->nel, &first);
 		char name[96];
-		snprintf(name, sizeof(name), "host qfast dequant %s", fn.c_str());
-		if (nbad) {
+		snprintf(name, sizeof(name), "%s qfast dequant %s", who, fn.c_str());
+		if (!ran) {
+			result(0, name, "device copy or launch failed");
+			bad++;
+		} else if (nbad) {
 			result(0, name, "%lld of %lld elements differ, first [%lld]", (long long)nbad,
 			       (long long)e->nel, (long long)first);
 			bad++;
@@ -259,11 +290,13 @@ static void qfast_goldens(const std::string &dir)
 		}
 		mg_close(f);
 	}
+	char name[64];
+	snprintf(name, sizeof(name), "%s qfast dequant goldens", who);
 	if (!ok && !bad) {
-		skipped("host qfast dequant goldens", "skipped: reference set not found");
+		skipped(name, "skipped: reference set not found");
 		return;
 	}
-	result(bad == 0, "host qfast dequant goldens", "%d files bit-exact, %d differ", ok, bad);
+	result(bad == 0, name, "%d files bit-exact, %d differ", ok, bad);
 }
 
 static const float *tf(const mg_file *f, const char *name)
@@ -596,7 +629,7 @@ int main(int argc, char **argv)
 	}
 	std::string deq = shared + "/conformance/dequant", ker = shared + "/conformance/kernels";
 	dequant_goldens(deq, NULL);
-	qfast_goldens(deq);
+	qfast_goldens(deq, false);
 	if (host_only) {
 		skipped("device checks", "skipped: --host-only");
 	} else if (!infer_cuda_available(&err)) {
@@ -611,6 +644,7 @@ int main(int argc, char **argv)
 			result(cuda_selftest_oob(&e) != 0 && strstr(e.msg, "out-of-bounds"),
 			       "guard regions catch a planted OOB write", "(%s)", e.msg);
 			dequant_goldens(deq, gpu);
+			qfast_goldens(deq, true);
 			kernel_goldens(ker, gpu);
 			vs_cpu("", cpu, gpu);
 			mul_mat_vs_cpu(cpu, gpu, deq);

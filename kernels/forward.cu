@@ -938,6 +938,8 @@ static void *cuda_init_state(const infer_model *m, const infer_forward_opts *o, 
 	}
 	if (init_tables(st, err) || init_fused(st, err))
 		goto fail;
+	if (hp->head_dim == 64 || hp->head_dim == 128)
+		cuda_attention_cluster_max(hp->head_dim); // the device is asked now, not while capturing
 	return st;
 fail:
 	cuda_free_state(st);

@@ -164,6 +164,9 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 			  unsigned *counters, const int32_t *dpos, const double *inv_freq,
 			  int64_t head_dim, int64_t n_head, int64_t n_head_kv, int64_t n_rot, int neox,
 			  int nsplit, float scale, cudaStream_t s, infer_error *err);
+/* The most splits cuda_attention_decode merges as one cluster (8 or 16);
+ * asks the device once (call it outside a stream capture). */
+int cuda_attention_cluster_max(int64_t head_dim);
 /* Embedding rows: out[t] = deq(row tokens[t] of table), K elements each. */
 int cuda_get_rows(uint32_t type, const void *table, int64_t K, const int32_t *tokens, int64_t n,
 		  float *out, cudaStream_t s, infer_error *err);

@@ -28,6 +28,7 @@ struct mv1_args {
 	int accumulate;
 	int no_short; // INFER_MV1_SHORT=0 (A/B): the general body for every row
 	int pitch;    // staged forms: bytes of shared memory per matrix
+	int dot;      // wide-load types: qfast<T>::dot (scale once per group)
 };
 
 #define MV1_THREADS 128
@@ -196,6 +197,9 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 	}
 	if constexpr (STAGE && !PREDEC)
 		mv1_stage_done();
+	float xsum = 0.0f;
+	for (int i = 0; i < 8; i++)
+		xsum += xp[i];
 #pragma unroll
 	for (int r = 0; r < NM * ROWS; r++)
 		acc[r] = 0.0f;
@@ -208,6 +212,9 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 			if constexpr (PREDEC) {
 				for (int i = 0; i < 8; i++)
 					v[i] = wv[m * ROWS + r][i];
+			} else if (a.dot) {
+				acc[m * ROWS + r] += qfast<T>::dot((m ? w20 : w0) + r * rb + boff, g, xp, xsum);
+				continue;
 			} else {
 				deq_pick<T, true>((m ? w20 : w0) + r * rb + boff, g, v, t);
 			}
@@ -314,6 +321,22 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 		}
 		const int64_t boff = (gi / GPB) * T::TS;
 		const int g = (int)(gi % GPB);
+		if constexpr (FAST && T::G == 8) {
+			if (a.dot) {
+				float xsum = 0.0f;
+				for (int i = 0; i < 8; i++)
+					xsum += xp[i];
+#pragma unroll
+				for (int r = 0; r < ROWS; r++) {
+					if (row0 + r >= a.M)
+						break;
+					acc[r] += qfast<T>::dot(w0 + r * rb + boff, g, xp, xsum);
+					if constexpr (PAIR)
+						acc2[r] += qfast<T>::dot(w20 + r * rb + boff, g, xp, xsum);
+				}
+				continue;
+			}
+		}
 #pragma unroll
 		for (int r = 0; r < ROWS; r++) {
 			if (row0 + r >= a.M)
@@ -472,6 +495,12 @@ template <typename T> static cudaError_t mv1_launch(const mv1_args &a, bool fast
 	return mv1_forms<T, false>(a, s);
 }
 
+static int mv1_dot(void)
+{
+	const char *v = getenv("INFER_MV1_DOT");
+	return !v || atoi(v);
+}
+
 static int mv1_no_short(void)
 {
 	const char *v = getenv("INFER_MV1_SHORT");
@@ -484,7 +513,7 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 {
 	int bs, ts;
 	mv1_args a = { (const uint8_t *)w, (const uint8_t *)w2, K, M, x, nw, bias, eps, y, accumulate,
-		       mv1_no_short(), 0 };
+		       mv1_no_short(), 0, mv1_dot() };
 
 	// Integer and f64 tensors are never weights; the pair form is only used
 	// behind a norm (gate/up). Anything else is refused, never approximated.
@@ -542,7 +571,7 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 			return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: segment %d type %s", i,
 				      cuda_type_name(type[i]));
 		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + rows, 0,
-				   mv1_no_short(), 0 };
+				   mv1_no_short(), 0, mv1_dot() };
 		a.type[i] = type[i];
 		rows += M[i];
 	}

@@ -51,6 +51,12 @@ HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i)
 	return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xff;
 }
 
+/* Each fast form also has dot(b, g, x, xsum): the group's dot product with
+ * x[0..8) with the block scale applied once to the sum of (integer) quant
+ * times x instead of to every weight (xsum = x[0] + ... + x[7], for the
+ * formats with a min). Fewer instructions per weight; the rounding differs
+ * from the sum of deq(w) * x by a few ulp of the group's sum. */
+
 /* Default: no fast form, the generic decoder. */
 template <typename T> struct qfast {
 	static constexpr bool on = false;
@@ -70,6 +76,15 @@ template <> struct qfast<t_q8_0> {
 		for (int i = 0; i < 8; i++)
 			y[i] = fmul_x((float)(int8_t)byte_of(lo, hi, i), d);
 	}
+	static HD float dot(const uint8_t *b, int g, const float *x, float)
+	{
+		float d = h2f((uint16_t)ldw16(b)), s = 0.0f;
+		uint32_t lo, hi;
+		ld8_a2(b + 2 + g * 8, &lo, &hi);
+		for (int i = 0; i < 8; i++)
+			s = fmaf((float)(int8_t)byte_of(lo, hi, i), x[i], s);
+		return d * s;
+	}
 };
 
 template <> struct qfast<t_q5_0> {
@@ -86,11 +101,44 @@ template <> struct qfast<t_q5_0> {
 			y[i] = fmul_x((float)(q - 16), d);
 		}
 	}
+	static HD float dot(const uint8_t *b, int g, const float *x, float)
+	{
+		float d = h2f((uint16_t)ldw16(b)), s = 0.0f;
+		uint32_t qh = (ldw16(b + 2) | (ldw16(b + 4) << 16)) >> (g * 8), lo, hi;
+		ld8_a2(b + 6 + (g & 1) * 8, &lo, &hi);
+		int sh = (g >> 1) * 4;
+		for (int i = 0; i < 8; i++) {
+			int q = (int)((byte_of(lo, hi, i) >> sh) & 0xf) | (int)(((qh >> i) & 1) << 4);
+			s = fmaf((float)(q - 16), x[i], s);
+		}
+		return d * s;
+	}
 };
 
 template <> struct qfast<t_q4_K> {
 	static constexpr bool on = true;
 	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
+	{
+		float dl, ml;
+		uint32_t lo, hi;
+		int h = group(b, g, &dl, &ml, &lo, &hi);
+		for (int i = 0; i < 8; i++) {
+			uint32_t v = (byte_of(lo, hi, i) >> (4 * h)) & 0xf;
+			y[i] = fsub_x(fmul_x(dl, (float)v), ml);
+		}
+	}
+	static HD float dot(const uint8_t *b, int g, const float *x, float xsum)
+	{
+		float dl, ml, s = 0.0f;
+		uint32_t lo, hi;
+		int h = group(b, g, &dl, &ml, &lo, &hi);
+		for (int i = 0; i < 8; i++)
+			s = fmaf((float)((byte_of(lo, hi, i) >> (4 * h)) & 0xf), x[i], s);
+		return dl * s - ml * xsum;
+	}
+	/* Sub-block scale and min of group g, its 8 quant bytes; returns the
+	 * nibble (0 low, 1 high). */
+	static HD int group(const uint8_t *b, int g, float *dlp, float *mlp, uint32_t *lop, uint32_t *hip)
 	{
 		uint32_t dd = ldw32(b);
 		float d = h2f((uint16_t)(dd & 0xffff)), dmin = h2f((uint16_t)(dd >> 16));
@@ -106,13 +154,12 @@ template <> struct qfast<t_q4_K> {
 			sc = (int)((a & 0xf) | (((s0 >> (8 * (j - 4))) & 0xff) >> 6 << 4));
 			m = (int)((a >> 4) | (((s1 >> (8 * (j - 4))) & 0xff) >> 6 << 4));
 		}
-		float dl = fmul_x(d, (float)sc), ml = fmul_x(dmin, (float)m);
+		*dlp = fmul_x(d, (float)sc);
+		*mlp = fmul_x(dmin, (float)m);
 		const uint8_t *q = b + 16 + c * 32 + l0;
-		uint32_t lo = ldw32(q), hi = ldw32(q + 4);
-		for (int i = 0; i < 8; i++) {
-			uint32_t v = (byte_of(lo, hi, i) >> (4 * h)) & 0xf;
-			y[i] = fsub_x(fmul_x(dl, (float)v), ml);
-		}
+		*lop = ldw32(q);
+		*hip = ldw32(q + 4);
+		return h;
 	}
 };
 
@@ -135,6 +182,24 @@ template <> struct qfast<t_q6_K> {
 			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
 			y[i] = fmul_x(ds, (float)((lo | (hb << 4)) - 32));
 		}
+	}
+	static HD float dot(const uint8_t *b, int g, const float *x, float)
+	{
+		float s = 0.0f;
+		float d = h2f((uint16_t)ldw16(b + 208));
+		int e0 = g * 8, n = e0 / 128, k = (e0 % 128) / 32, l0 = e0 % 32;
+		uint32_t l_lo, l_hi, h_lo, h_hi;
+		ld8_a2(b + n * 64 + (k & 1) * 32 + l0, &l_lo, &l_hi);
+		ld8_a2(b + 128 + n * 32 + l0, &h_lo, &h_hi);
+		int si = 192 + n * 8 + 2 * k + l0 / 16;
+		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
+		int lsh = k >= 2 ? 4 : 0, hsh = 2 * k;
+		for (int i = 0; i < 8; i++) {
+			int lo = (int)((byte_of(l_lo, l_hi, i) >> lsh) & 0xf);
+			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
+			s = fmaf((float)((lo | (hb << 4)) - 32), x[i], s);
+		}
+		return fmul_x(d, (float)sc) * s;
 	}
 };
 

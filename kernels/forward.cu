@@ -77,6 +77,11 @@ struct cuda_state {
 	cudaEvent_t ev0, ev1;
 	double graph_ms;
 	uint64_t graph_runs;
+	// The speculative next decode step (see "speculative next step" below).
+	int speculate;         // INFER_CUDA_SPECULATE=0: off (A/B); read with the sampler
+	int32_t last_pos;      // position of the last eval's kept logits; -1: none to speculate on
+	int spec_valid;        // the step (spec_token, spec_pos) is queued on the stream
+	int32_t spec_pos, spec_token;
 };
 
 /* ---- glue kernels -------------------------------------------------------- */
@@ -552,10 +557,84 @@ static void print_stamps(const cuda_state *st)
 	fprintf(stderr, "\n");
 }
 
-// One token, no taps: token and position go through pinned memory, the
-// captured graph runs the whole step, the logits come back pinned.
-static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits,
-		       infer_error *err)
+/* ---- speculative next step ---------------------------------------------
+ * Between two decode steps the GPU waited for the host: the pick's copy came
+ * back, sample returned, eval copied token and position and launched the
+ * graph (~30 us of a ~0.6 ms step). Instead cuda_sample queues the next step
+ * itself, right behind the pick on the same stream: feed_kernel copies the
+ * picked id (device memory, sample.cu) into d_tok and the position into
+ * d_pos, then the decode graph runs. The host waits on the pick's event
+ * only. When the caller then evals that token at that position (generation
+ * always does), the step is already running and eval takes it.
+ *
+ * Why the results are those of the plain path:
+ * - stream order: the graph runs after the pick wrote the id, and whatever
+ *   the caller does next runs after the graph. Any other eval (another
+ *   token or position, n > 1, a tap) drops the speculation and runs its own
+ *   step, which rewrites what the speculative one wrote: the KV row at
+ *   spec_pos and the logits (its scratch is rewritten by every step, its
+ *   counters are left zeroed);
+ * - the KV row it writes, spec_pos = last_pos + 1, lies at or past the
+ *   session's position: by forward.h's contract it holds nothing yet, and
+ *   every eval writes its rows before reading them. After a session reset
+ *   the next eval is at position 0 < spec_pos, so it drops the speculation;
+ * - the graph is the one eval_decode launches for that step (token and
+ *   position are read from d_tok / d_pos); it exists only while the buffers
+ *   it was captured with do. A drop waits for the stream before anything is
+ *   freed or regrown, and so does cuda_free_state;
+ * - its logits overwrite the ones just sampled: a sample uses the kept
+ *   logits up (a second sample of them is an error, not a stale pick).
+ * Not speculated: INFER_CUDA_TIMING (exact per-step times), no graph yet, a
+ * last eval with a tap, or last_pos + 1 == n_ctx.
+ * Cost: one wasted step after the last token of a generation and at every
+ * chain break. A step's kernels (the graph's and feed_kernel) are counted
+ * when it is taken, so wasted ones are not. */
+
+static __global__ void feed_kernel(const int32_t *__restrict__ id, int32_t *tok, int32_t *pos,
+				   int32_t p)
+{
+	*tok = *id;
+	*pos = p;
+}
+
+static int spec_ok(const cuda_state *st)
+{
+	return st->speculate && st->graph && !st->timing && st->last_pos >= 0 &&
+	       st->last_pos + 1 < st->n_ctx;
+}
+
+// Queues the step at last_pos + 1 on the id the sampler just picked. No
+// pinned staging: an earlier step's copy from pin_tp may still be pending.
+static int spec_launch(cuda_state *st, infer_error *err)
+{
+	feed_kernel<<<1, 1, 0, st->s>>>(infer_cuda_sample_id_device(st->sampler), st->d_tok,
+					st->d_pos, st->last_pos + 1);
+	CK_LAUNCH("feed_kernel");
+	CK(cudaGraphLaunch(st->graph, st->s));
+	return 0;
+}
+
+// *taken = 1 when this eval is the queued step (one token, no tap, logits
+// wanted: eval_decode's case); otherwise a queued step is dropped once the
+// stream has drained (the paths below sync there anyway).
+static int spec_claim(cuda_state *st, int decode, int32_t token, int32_t pos, int *taken,
+		      infer_error *err)
+{
+	*taken = 0;
+	if (!st->spec_valid)
+		return 0;
+	st->spec_valid = 0;
+	if (decode && token == st->spec_token && pos == st->spec_pos) {
+		*taken = 1;
+		return 0;
+	}
+	CK(cudaStreamSynchronize(st->s));
+	return 0;
+}
+
+// The decode step's launch: token and position through pinned memory, then
+// the captured graph.
+static int launch_decode(cuda_state *st, int32_t token, int32_t pos, infer_error *err)
 {
 	int rc;
 
@@ -572,8 +651,22 @@ static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits
 	CK(cudaGraphLaunch(st->graph, st->s));
 	if (st->timing)
 		CK(cudaEventRecord(st->ev1, st->s));
-	st->launches += st->graph_kernels;
+	return 0;
+}
+
+// One token, no taps: the captured graph runs the whole step (launched here,
+// or already queued by cuda_sample when `taken`), the logits come back
+// pinned.
+static int eval_decode(cuda_state *st, int32_t token, int32_t pos, float *logits, int taken,
+		       infer_error *err)
+{
+	int rc;
+
+	if (!taken && (rc = launch_decode(st, token, pos, err)))
+		return rc;
+	st->launches += st->graph_kernels + (taken ? 1 : 0); // + feed_kernel
 	st->last_logits = st->logits;
+	st->last_pos = pos;
 	// logits NULL: they stay on the device for cuda_sample, whose kernels
 	// follow on the same stream and whose result copy synchronizes, so the
 	// host does not wait here (one round trip less per token).
@@ -605,17 +698,21 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 	uint64_t before = g_cuda_launches;
 	int32_t *hpos;
 	int keep = all_logits == INFER_EVAL_KEEP_LOGITS; // logits stay for cuda_sample
-	int rc;
+	int decode = n == 1 && !tap_fn && (logits || keep); // pinned staging, graph replay
+	int rc, taken;
 
 	if (n <= 0)
 		return 0;
+	if ((rc = spec_claim(st, decode, tokens[0], pos, &taken, err)))
+		return rc;
 	if (keep)
 		all_logits = 0;
 	st->last_logits = NULL;
+	st->last_pos = -1;
 	if ((rc = ensure_capacity(st, n, err)))
 		return rc;
-	if (n == 1 && !tap_fn && (logits || keep)) // the decode step: pinned staging, graph replay
-		return eval_decode(st, tokens[0], pos, logits, err);
+	if (decode)
+		return eval_decode(st, tokens[0], pos, logits, taken, err);
 	hpos = (int32_t *)malloc((size_t)n * 4);
 	if (!hpos)
 		return cu_err(err, INFER_E_NOMEM, "cuda eval: out of memory");
@@ -634,8 +731,10 @@ static int cuda_eval(void *state, const int32_t *tokens, int32_t n, int32_t pos,
 	if (rc)
 		return rc;
 	// With a tap (or all logits) every row was computed: the last is n-1.
-	if (logits || tap_fn || keep)
+	if (logits || tap_fn || keep) {
 		st->last_logits = st->logits + (all_logits || tap_fn ? (int64_t)(n - 1) * V : 0);
+		st->last_pos = tap_fn ? -1 : pos + n - 1; // a tap: the next eval taps too
+	}
 	if (logits) {
 		const float *src = st->logits;
 		size_t cnt = (size_t)V;
@@ -657,6 +756,8 @@ static void cuda_free_state(void *state)
 
 	if (!st)
 		return;
+	if (st->s) // a speculative step may still run: free nothing under it
+		cudaStreamSynchronize(st->s);
 	if (st->timing && st->graph_runs)
 		fprintf(stderr, "cuda timing: %llu decode graph replays, %.4f ms GPU time each, %llu kernels each (%s%s)\n",
 			(unsigned long long)st->graph_runs, st->graph_ms / st->graph_runs,
@@ -955,14 +1056,33 @@ static int cuda_sample(void *state, const infer_sampler_params *p, double u,
 	cuda_state *st = (cuda_state *)state;
 	int32_t V = st->hp->n_vocab;
 	uint64_t before = g_cuda_launches;
-	int rc;
+	int rc, spec;
 
 	if (!st->last_logits)
-		return cu_err(err, INFER_E_ARG, "cuda sample: the last eval kept no logits");
-	if (!st->sampler && !(st->sampler = infer_cuda_sampler_new(V, err)))
-		return err ? err->code : INFER_E_DEVICE;
-	rc = infer_cuda_sample(st->sampler, st->last_logits, V, p, u, pen, n_pen, st->s, id, lp_raw,
-			       lp_final, err);
+		return cu_err(err, INFER_E_ARG,
+			      "cuda sample: the last eval kept no logits (or they were sampled already)");
+	if (!st->sampler) {
+		const char *env = getenv("INFER_CUDA_SPECULATE");
+
+		if (!(st->sampler = infer_cuda_sampler_new(V, err)))
+			return err ? err->code : INFER_E_DEVICE;
+		st->speculate = !env || atoi(env) != 0;
+	}
+	spec = spec_ok(st);
+	rc = infer_cuda_sample_enqueue(st->sampler, st->last_logits, V, p, u, pen, n_pen, st->s, err);
+	if (!rc && spec) {
+		// From here a step may be on the stream: the next eval takes it
+		// or waits for it, even when something below fails.
+		st->spec_valid = 1;
+		st->spec_pos = st->last_pos + 1;
+		st->spec_token = -1; // matches no token until the pick is known
+		st->last_logits = NULL; // the queued step overwrites them
+		rc = spec_launch(st, err);
+	}
+	if (!rc)
+		rc = infer_cuda_sample_finish(st->sampler, id, lp_raw, lp_final, err);
+	if (!rc && spec)
+		st->spec_token = *id;
 	st->launches += g_cuda_launches - before;
 	return rc;
 }

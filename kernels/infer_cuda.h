@@ -43,6 +43,18 @@ int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, int32_t n_v
 		      const infer_sampler_params *p, double u, const int32_t *pen_ids,
 		      int32_t n_pen, void *stream, int32_t *id, float *logprob_raw,
 		      float *logprob_final, infer_error *err);
+/* infer_cuda_sample in two halves, so work can be queued behind the pick
+ * before the host waits for it: enqueue puts the pick and its copy to the
+ * host on the stream; finish waits for that copy only (an event), not for
+ * what was queued after it. One enqueue, then one finish, per pick. */
+int infer_cuda_sample_enqueue(infer_cuda_sampler *cs, const float *d_logits, int32_t n_vocab,
+			      const infer_sampler_params *p, double u, const int32_t *pen_ids,
+			      int32_t n_pen, void *stream, infer_error *err);
+int infer_cuda_sample_finish(infer_cuda_sampler *cs, int32_t *id, float *logprob_raw,
+			     float *logprob_final, infer_error *err);
+/* Device address of the picked id: valid on the enqueue's stream after the
+ * enqueue, until the next enqueue (a kernel there may read it). */
+const int32_t *infer_cuda_sample_id_device(const infer_cuda_sampler *cs);
 
 #ifdef __cplusplus
 }

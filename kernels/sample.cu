@@ -55,6 +55,7 @@ struct infer_cuda_sampler {
 	sample_pick *d_out, *h_out;
 	greedy_part *part;
 	unsigned *count; // blocks of the greedy pick done (left zeroed)
+	cudaEvent_t done; // h_out holds the pick: later work on the stream need not finish
 };
 
 /* ---- block reductions (SB threads) --------------------------------------- */
@@ -356,6 +357,8 @@ extern "C" void infer_cuda_sampler_free(infer_cuda_sampler *cs)
 	cudaFree(cs->part);
 	cudaFree(cs->count);
 	cudaFreeHost(cs->h_out);
+	if (cs->done)
+		cudaEventDestroy(cs->done);
 	free(cs);
 }
 
@@ -374,6 +377,7 @@ static int sampler_alloc(infer_cuda_sampler *cs, infer_error *err)
 	CK(cudaMalloc((void **)&cs->count, sizeof(unsigned)));
 	CK(cudaMemset(cs->count, 0, sizeof(unsigned)));
 	CK(cudaMallocHost((void **)&cs->h_out, sizeof(sample_pick)));
+	CK(cudaEventCreateWithFlags(&cs->done, cudaEventDisableTiming));
 	CK(cub::DeviceRadixSort::SortPairsDescending(NULL, cs->tmp_bytes, cs->keys_in, cs->keys_out,
 						     cs->ids_in, cs->ids_out, cs->n_vocab));
 	CK(cudaMalloc(&cs->tmp, cs->tmp_bytes));
@@ -419,10 +423,10 @@ static int launch_pick(infer_cuda_sampler *cs, const float *d_logits, int32_t n,
 	return 0;
 }
 
-extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, int32_t n_vocab,
-				 const infer_sampler_params *p, double u, const int32_t *pen_ids,
-				 int32_t n_pen, void *stream, int32_t *id, float *lp_raw,
-				 float *lp_final, infer_error *err)
+extern "C" int infer_cuda_sample_enqueue(infer_cuda_sampler *cs, const float *d_logits,
+					 int32_t n_vocab, const infer_sampler_params *p, double u,
+					 const int32_t *pen_ids, int32_t n_pen, void *stream,
+					 infer_error *err)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	int rc;
@@ -457,11 +461,35 @@ extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, 
 		return rc;
 	}
 	CK(cudaMemcpyAsync(cs->h_out, cs->d_out, sizeof(sample_pick), cudaMemcpyDeviceToHost, s));
-	CK(cudaStreamSynchronize(s));
+	CK(cudaEventRecord(cs->done, s));
+	return 0;
+}
+
+extern "C" const int32_t *infer_cuda_sample_id_device(const infer_cuda_sampler *cs)
+{
+	return &cs->d_out->id;
+}
+
+// Waits on the event, not the stream: what was enqueued after the pick
+// (the backend's speculative next step) keeps running.
+extern "C" int infer_cuda_sample_finish(infer_cuda_sampler *cs, int32_t *id, float *lp_raw,
+					float *lp_final, infer_error *err)
+{
+	CK(cudaEventSynchronize(cs->done));
 	*id = cs->h_out->id;
 	if (lp_raw)
 		*lp_raw = cs->h_out->lp_raw;
 	if (lp_final)
 		*lp_final = cs->h_out->lp_final;
 	return 0;
+}
+
+extern "C" int infer_cuda_sample(infer_cuda_sampler *cs, const float *d_logits, int32_t n_vocab,
+				 const infer_sampler_params *p, double u, const int32_t *pen_ids,
+				 int32_t n_pen, void *stream, int32_t *id, float *lp_raw,
+				 float *lp_final, infer_error *err)
+{
+	int rc = infer_cuda_sample_enqueue(cs, d_logits, n_vocab, p, u, pen_ids, n_pen, stream, err);
+
+	return rc ? rc : infer_cuda_sample_finish(cs, id, lp_raw, lp_final, err);
 }

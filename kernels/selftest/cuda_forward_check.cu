@@ -4,7 +4,9 @@
 //   2. a short prefill (fused mat-vec path, n <= 8) likewise;
 //   3. greedy decode of G tokens on both (cuda: the CUDA-graph step), token
 //      ids must be identical and every step's logits close;
-//   4. evidence: device bytes resident, kernel launches per decoded token.
+//   4. evidence: device bytes resident, kernel launches per decoded token;
+//   5. greedy decode through the device sampler (the backend's speculative
+//      next step), with chain breaks: picks and logits as the cpu's.
 // Usage: cuda_forward_check MODEL.gguf [n_prompt=40] [n_gen=32]
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +21,12 @@
 extern "C" {
 #include "infer/backend.h"
 #include "infer/model.h"
+#include "infer/sampler.h"
 #include "infer/session.h"
 }
+// infer_session_sample, INFER_EVAL_KEEP_LOGITS: the runtime's internal door
+// that generation and `infer bench` use for device sampling.
+#include "../../runtime/src/forward.h"
 
 typedef std::map<std::string, std::vector<float>> tapmap;
 
@@ -57,6 +63,84 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// 5. Greedy decode as generation runs it: eval keeps the logits on the
+// device, infer_session_sample picks there, so the cuda backend queues the
+// next step behind the pick and the next eval takes it. Steps by i % 4:
+// 0 and 1 evaluate the pick (logits kept / copied back: the queued step is
+// taken), 2 and 3 evaluate pick + 1 instead (copied / kept: it must be
+// dropped). Every pick must be the cpu's greedy token, every copied row the
+// cpu's logits. A taken step counts one kernel more (feed_kernel) than the
+// graph alone (per_tok, step 3), which shows how many were taken. `chain`
+// holds step 3's cuda logits of the unbroken chain: at the first break
+// (i == 2) they are what a wrongly taken step would return, so they must be
+// far from the right ones or this check could not see that mistake.
+static void device_decode_check(infer_session *cpu, infer_session *gpu,
+				const std::vector<int32_t> &prompt,
+				const std::vector<std::vector<float>> &chain,
+				const std::vector<int32_t> &chain_toks, int64_t V, uint64_t per_tok)
+{
+	const char *env = getenv("INFER_CUDA_SPECULATE");
+	int spec_on = !env || atoi(env) != 0, n = (int)chain.size();
+	int wrong = 0, taken = 0, want = 0, prefix = 1, ok;
+	double worst = 0, sep = -1;
+	std::vector<float> lc(V), lg(V);
+	infer_sampler_params sp;
+	infer_sampler *greedy;
+	infer_error err = {};
+
+	infer_sampler_params_default(&sp);
+	sp.temperature = 0.0f;
+	greedy = infer_sampler_new(&sp);
+	infer_session_reset(cpu);
+	infer_session_reset(gpu);
+	if (!greedy ||
+	    infer_session_eval(cpu, prompt.data(), (int32_t)prompt.size(), lc.data(), 0, &err) ||
+	    infer_session_eval(gpu, prompt.data(), (int32_t)prompt.size(), NULL,
+			       INFER_EVAL_KEEP_LOGITS, &err)) {
+		printf("FAIL device-sampled decode: prefill: %s\n", greedy ? err.msg : "out of memory");
+		g_fail++;
+		infer_sampler_free(greedy);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		int brk = i % 4 >= 2, host = i % 4 == 1 || i % 4 == 2;
+		int32_t g, next;
+		uint64_t l0;
+
+		if (infer_session_sample(gpu, greedy, NULL, 0, &g, NULL, NULL, &err))
+			goto fail;
+		wrong += g != argmax(lc.data(), V);
+		prefix = prefix && g == chain_toks[i];
+		next = brk ? (int32_t)((g + 1) % V) : g;
+		l0 = infer_session_kernel_launches(gpu);
+		if (infer_session_eval(gpu, &next, 1, host ? lg.data() : NULL,
+				       host ? 0 : INFER_EVAL_KEEP_LOGITS, &err))
+			goto fail;
+		taken += infer_session_kernel_launches(gpu) - l0 == per_tok + 1;
+		want += spec_on && !brk;
+		if (infer_session_eval(cpu, &next, 1, lc.data(), 0, &err))
+			goto fail;
+		if (host) {
+			double e = nmse(lg.data(), lc.data(), V);
+			worst = e > worst ? e : worst;
+		}
+		if (i == 2 && prefix)
+			sep = nmse(chain[i].data(), lc.data(), V);
+	}
+	ok = !wrong && worst <= 1e-5 && sep > 1e-3 && taken == want;
+	printf("%s device-sampled decode of %d tokens (speculation %s): %d picks differ from cpu, "
+	       "worst copied logits nmse %.3g, a wrongly taken step would give nmse %.3g, "
+	       "%d steps taken (%d expected)\n",
+	       ok ? "PASS" : "FAIL", n, spec_on ? "on" : "off", wrong, worst, sep, taken, want);
+	g_fail += !ok;
+	infer_sampler_free(greedy);
+	return;
+fail:
+	printf("FAIL device-sampled decode: %s\n", err.msg);
+	g_fail++;
+	infer_sampler_free(greedy);
 }
 
 // Runs one prefill with taps on both sessions and compares everything.
@@ -164,6 +248,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	std::vector<int32_t> oc_t, og_t;
+	std::vector<std::vector<float>> chain; // cuda logits after each og_t token
 	int32_t tc = argmax(lc.data(), V), tg = argmax(lg.data(), V);
 	double worst = nmse(lg.data(), lc.data(), V), gpu_ms = 0;
 	uint64_t l0 = infer_session_kernel_launches(gpu);
@@ -180,6 +265,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		gpu_ms += now_ms() - t0;
+		chain.push_back(lg);
 		double e = nmse(lg.data(), lc.data(), V);
 		worst = e > worst ? e : worst;
 		tc = argmax(lc.data(), V);
@@ -199,7 +285,13 @@ int main(int argc, char **argv)
 	printf("tokens:");
 	for (int32_t t : og_t)
 		printf(" %d", t);
-	printf("\nsummary: %s\n", g_fail ? "FAIL" : "PASS");
+	printf("\n");
+	if (n_gen >= 3)
+		device_decode_check(cpu, gpu, toks, chain, og_t, V, launches / (uint64_t)n_gen);
+	else
+		printf("FAIL device-sampled decode: needs n_gen >= 3 (got %d)\n", n_gen);
+	g_fail += n_gen < 3;
+	printf("summary: %s\n", g_fail ? "FAIL" : "PASS");
 	infer_session_free(gpu);
 	infer_session_free(cpu);
 	infer_model_free(m);

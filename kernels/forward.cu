@@ -1097,7 +1097,20 @@ static uint64_t cuda_kernel_launches(const void *state)
 	return ((const cuda_state *)state)->launches;
 }
 
+// A new conversation: a step still queued by the speculation (the one after
+// the last token of the previous generation, never taken) is dropped and
+// waited for here, at the reset, so its time is not charged to the next
+// prompt's evaluation.
+static void cuda_reset(void *state)
+{
+	cuda_state *st = (cuda_state *)state;
+	infer_error e = {};
+	int taken;
+
+	spec_claim(st, 0, -1, -1, &taken, &e);
+}
+
 extern "C" const infer_forward infer_forward_cuda = {
-	"cuda", cuda_init_state, cuda_eval, NULL, cuda_free_state, cuda_device_bytes,
+	"cuda", cuda_init_state, cuda_eval, cuda_reset, cuda_free_state, cuda_device_bytes,
 	cuda_kernel_launches, cuda_sample,
 };

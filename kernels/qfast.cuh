@@ -167,6 +167,22 @@ template <> struct qfast<t_q6_K> {
 	static constexpr bool on = true;
 	static HD void deq(const uint8_t *b, int g, float *y, const iq_tabs &)
 	{
+		int q[8];
+		float ds = group(b, g, q);
+		for (int i = 0; i < 8; i++)
+			y[i] = fmul_x(ds, (float)q[i]);
+	}
+	static HD float dot(const uint8_t *b, int g, const float *x, float)
+	{
+		int q[8];
+		float ds = group(b, g, q), s = 0.0f;
+		for (int i = 0; i < 8; i++)
+			s = fmaf((float)q[i], x[i], s);
+		return ds * s;
+	}
+	/* The 8 signed quants of group g and their scale d * sc. */
+	static HD float group(const uint8_t *b, int g, int *q)
+	{
 		float d = h2f((uint16_t)ldw16(b + 208));
 		int e0 = g * 8, n = e0 / 128, k = (e0 % 128) / 32, l0 = e0 % 32;
 		uint32_t l_lo, l_hi, h_lo, h_hi;
@@ -175,31 +191,13 @@ template <> struct qfast<t_q6_K> {
 		// The scale byte is signed; read through its aligned 2-byte word.
 		int si = 192 + n * 8 + 2 * k + l0 / 16;
 		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
-		float ds = fmul_x(d, (float)sc);
 		int lsh = k >= 2 ? 4 : 0, hsh = 2 * k;
 		for (int i = 0; i < 8; i++) {
 			int lo = (int)((byte_of(l_lo, l_hi, i) >> lsh) & 0xf);
 			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
-			y[i] = fmul_x(ds, (float)((lo | (hb << 4)) - 32));
+			q[i] = (lo | (hb << 4)) - 32;
 		}
-	}
-	static HD float dot(const uint8_t *b, int g, const float *x, float)
-	{
-		float s = 0.0f;
-		float d = h2f((uint16_t)ldw16(b + 208));
-		int e0 = g * 8, n = e0 / 128, k = (e0 % 128) / 32, l0 = e0 % 32;
-		uint32_t l_lo, l_hi, h_lo, h_hi;
-		ld8_a2(b + n * 64 + (k & 1) * 32 + l0, &l_lo, &l_hi);
-		ld8_a2(b + 128 + n * 32 + l0, &h_lo, &h_hi);
-		int si = 192 + n * 8 + 2 * k + l0 / 16;
-		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
-		int lsh = k >= 2 ? 4 : 0, hsh = 2 * k;
-		for (int i = 0; i < 8; i++) {
-			int lo = (int)((byte_of(l_lo, l_hi, i) >> lsh) & 0xf);
-			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
-			s = fmaf((float)((lo | (hb << 4)) - 32), x[i], s);
-		}
-		return fmul_x(d, (float)sc) * s;
+		return fmul_x(d, (float)sc);
 	}
 };
 

@@ -32,16 +32,19 @@ struct sample_pick {
 	float lp_raw, lp_final;
 };
 
-/* The greedy pick runs over GREEDY_BLOCKS blocks: each leaves its first
- * maximum and the (max, sum of exp) of its share of the raw logits, the
- * last block to finish merges them (one block over 151936 logits took
- * 63 us on the H200, ~8% of a decode step). */
-#define GREEDY_BLOCKS 48
+/* The greedy pick runs over GREEDY_BLOCKS blocks of GREEDY_THREADS: each
+ * thread folds its logits into one greedy_part, the parts merge by warp
+ * shuffles and once across the warps, the last block to finish merges the
+ * blocks' parts the same way. One block over 151936 logits took 63 us on
+ * the H200; 48 blocks with three block reductions and a serial merge, 14. */
+#define GREEDY_BLOCKS 128
+#define GREEDY_THREADS 256
 
 struct greedy_part {
-	float bv; // the block's best key and its id (INT_MAX: none)
+	float bv; // the best key, its id (INT_MAX: none) and the raw logit there
 	int bi;
-	float m;  // max of the block's raw logits, sum of exp(raw - m)
+	float r;
+	float m;  // max of the raw logits, sum of exp(raw - m)
 	double s;
 };
 
@@ -95,40 +98,6 @@ __device__ static float block_max(float v, float *sh)
 __device__ static bool better(float v, int i, float bv, int bi)
 {
 	return v > bv || (v == bv && i < bi);
-}
-
-__device__ static int block_argmax(float bv, int bi, float *shv, int *shi)
-{
-	for (int o = 16; o > 0; o >>= 1) {
-		float v = __shfl_down_sync(0xffffffffu, bv, o);
-		int i = __shfl_down_sync(0xffffffffu, bi, o);
-		if (better(v, i, bv, bi)) {
-			bv = v;
-			bi = i;
-		}
-	}
-	__syncthreads();
-	if ((threadIdx.x & 31) == 0) {
-		shv[threadIdx.x >> 5] = bv;
-		shi[threadIdx.x >> 5] = bi;
-	}
-	__syncthreads();
-	if (threadIdx.x < 32) {
-		bv = shv[threadIdx.x];
-		bi = shi[threadIdx.x];
-		for (int o = 16; o > 0; o >>= 1) {
-			float v = __shfl_down_sync(0xffffffffu, bv, o);
-			int i = __shfl_down_sync(0xffffffffu, bi, o);
-			if (better(v, i, bv, bi)) {
-				bv = v;
-				bi = i;
-			}
-		}
-		if (threadIdx.x == 0)
-			shi[0] = bi;
-	}
-	__syncthreads();
-	return shi[0];
 }
 
 // log-softmax of the raw logits at id, as infer_logprob: float inputs,
@@ -212,71 +181,107 @@ __global__ static void penalty_kernel(float *keys, const int32_t *pen, int n_pen
 	}
 }
 
+static __device__ greedy_part greedy_none(void)
+{
+	return greedy_part{ -INFINITY, INT_MAX, 0.0f, -INFINITY, 0.0 };
+}
+
+// b folded into a: the better key (ties -> the lower id, as the CPU's first
+// maximum), and the two (max, sum of exp) pairs as one.
+static __device__ greedy_part greedy_merge(greedy_part a, const greedy_part &b)
+{
+	if (b.bi != INT_MAX && better(b.bv, b.bi, a.bv, a.bi)) {
+		a.bv = b.bv;
+		a.bi = b.bi;
+		a.r = b.r;
+	}
+	const float M = fmaxf(a.m, b.m);
+	double s = 0.0;
+	if (a.m != -INFINITY)
+		s += a.s * exp((double)a.m - (double)M);
+	if (b.m != -INFINITY)
+		s += b.s * exp((double)b.m - (double)M);
+	a.m = M;
+	a.s = s;
+	return a;
+}
+
+static __device__ greedy_part greedy_shfl(const greedy_part &p, int o)
+{
+	return greedy_part{ __shfl_down_sync(0xffffffffu, p.bv, o), __shfl_down_sync(0xffffffffu, p.bi, o),
+			    __shfl_down_sync(0xffffffffu, p.r, o), __shfl_down_sync(0xffffffffu, p.m, o),
+			    __shfl_down_sync(0xffffffffu, p.s, o) };
+}
+
+// The block's parts merged (a fixed tree: the same result every run);
+// thread 0 gets it.
+static __device__ greedy_part greedy_block(greedy_part p, greedy_part *sh)
+{
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+	for (int o = 16; o > 0; o >>= 1)
+		p = greedy_merge(p, greedy_shfl(p, o));
+	if (lane == 0)
+		sh[warp] = p;
+	__syncthreads();
+	if (warp)
+		return p;
+	p = lane < GREEDY_THREADS / 32 ? sh[lane] : greedy_none();
+	for (int o = 16; o > 0; o >>= 1)
+		p = greedy_merge(p, greedy_shfl(p, o));
+	return p;
+}
+
 // The first maximum of keys (ties -> lowest id) and the log-softmax of the
-// raw logits there, as greedy + infer_logprob on the CPU: each block takes
-// a contiguous share; the block maxima and exp sums merge as
-// sum_b s_b * exp(m_b - M) (the same sum, in another order).
-__global__ static void __launch_bounds__(SB)
+// raw logits there, as greedy + infer_logprob on the CPU (the exp sum in
+// double, in another order: ~1e-16 relative).
+__global__ static void __launch_bounds__(GREEDY_THREADS)
 greedy_kernel(const float *__restrict__ keys, const float *__restrict__ raw, int n,
 	      greedy_part *part, unsigned *count, sample_pick *out)
 {
-	__shared__ float shv[32];
-	__shared__ int shi[32];
-	__shared__ double shd[32];
+	__shared__ greedy_part sh[GREEDY_THREADS / 32];
 	__shared__ bool last;
-	const int per = (n + (int)gridDim.x - 1) / (int)gridDim.x;
-	const int lo = (int)blockIdx.x * per, hi = min(n, lo + per);
-	float bv = -INFINITY, m = -INFINITY;
-	double sum = 0.0;
-	int bi = INT_MAX, id;
+	greedy_part p = greedy_none();
 
-	for (int i = lo + threadIdx.x; i < hi; i += SB) {
-		if (better(keys[i], i, bv, bi)) {
-			bv = keys[i];
-			bi = i;
+	for (int i = blockIdx.x * GREEDY_THREADS + threadIdx.x; i < n; i += gridDim.x * GREEDY_THREADS) {
+		const float k = keys[i], x = raw[i];
+		if (better(k, i, p.bv, p.bi)) {
+			p.bv = k;
+			p.bi = i;
+			p.r = x;
 		}
-		m = fmaxf(m, raw[i]);
+		if (x > p.m) { // online: rescale the sum to the new maximum
+			p.s = (p.m == -INFINITY ? 0.0 : p.s * exp((double)p.m - (double)x)) + 1.0;
+			p.m = x;
+		} else if (x != -INFINITY) {
+			p.s += exp((double)x - (double)p.m);
+		}
 	}
-	id = block_argmax(bv, bi, shv, shi);
-	m = block_max(m, shv);
-	for (int i = lo + threadIdx.x; i < hi; i += SB)
-		sum += exp((double)raw[i] - (double)m);
-	sum = block_sum(sum, shd);
+	p = greedy_block(p, sh);
 	if (threadIdx.x == 0) {
-		part[blockIdx.x] = greedy_part{ id == INT_MAX ? -INFINITY : keys[id], id, m, sum };
+		part[blockIdx.x] = p;
 		__threadfence();
 		last = atomicAdd(count, 1u) == gridDim.x - 1;
 	}
 	__syncthreads();
 	if (!last)
 		return;
-	// The parts come in all at once (one L2 round trip, __ldcg: not this
-	// SM's L1), then thread 0 merges them in block order.
-	__shared__ greedy_part ps[GREEDY_BLOCKS];
+	// The other blocks' parts (__ldcg: from L2, not this SM's L1), merged in
+	// a fixed tree as above.
 	__threadfence();
+	p = greedy_none();
 	if (threadIdx.x < gridDim.x)
-		ps[threadIdx.x] = greedy_part{ __ldcg(&part[threadIdx.x].bv), __ldcg(&part[threadIdx.x].bi),
-					       __ldcg(&part[threadIdx.x].m), __ldcg(&part[threadIdx.x].s) };
-	__syncthreads();
+		p = greedy_part{ __ldcg(&part[threadIdx.x].bv), __ldcg(&part[threadIdx.x].bi),
+				 __ldcg(&part[threadIdx.x].r), __ldcg(&part[threadIdx.x].m),
+				 __ldcg(&part[threadIdx.x].s) };
+	__syncthreads(); // sh is reused
+	p = greedy_block(p, sh);
 	if (threadIdx.x != 0)
 		return;
-	float M = -INFINITY;
-	bv = -INFINITY;
-	bi = INT_MAX;
-	for (unsigned b = 0; b < gridDim.x; b++) {
-		if (ps[b].bi != INT_MAX && better(ps[b].bv, ps[b].bi, bv, bi)) {
-			bv = ps[b].bv;
-			bi = ps[b].bi;
-		}
-		M = fmaxf(M, ps[b].m);
-	}
-	sum = 0.0;
-	for (unsigned b = 0; b < gridDim.x; b++)
-		if (ps[b].s > 0.0)
-			sum += ps[b].s * exp((double)ps[b].m - (double)M);
-	id = bi == INT_MAX ? 0 : bi; // every key NaN: the CPU's argmax keeps index 0 too
+	const int id = p.bi == INT_MAX ? 0 : p.bi; // every key NaN: the CPU's argmax keeps index 0 too
+	const float r = p.bi == INT_MAX ? raw[0] : p.r;
 	out->id = id;
-	out->lp_raw = (float)((double)raw[id] - (double)M - log(sum));
+	out->lp_raw = (float)((double)r - (double)p.m - log(p.s));
 	out->lp_final = 0.0f; // greedy: the pick has probability 1
 	*count = 0;
 }
@@ -453,7 +458,7 @@ extern "C" int infer_cuda_sample_enqueue(infer_cuda_sampler *cs, const float *d_
 		CK_LAUNCH("penalty_kernel");
 	}
 	if (p->temperature <= 0.0f) {
-		greedy_kernel<<<GREEDY_BLOCKS, SB, 0, s>>>(pen ? cs->keys_in : d_logits, d_logits,
+		greedy_kernel<<<GREEDY_BLOCKS, GREEDY_THREADS, 0, s>>>(pen ? cs->keys_in : d_logits, d_logits,
 							   n_vocab, cs->part, cs->count, cs->d_out);
 		g_cuda_launches++;
 		CK_LAUNCH("greedy_kernel");

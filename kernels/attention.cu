@@ -13,30 +13,17 @@
 #define ATT_CHUNK 128
 #define ATT_MAX_HD 256
 
+// Block max / sum for the prefill attention kernel; sh is reused at once.
 static __device__ float att_block_max(float v, float *sh)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	if ((threadIdx.x & 31) == 0)
-		sh[threadIdx.x >> 5] = v;
-	__syncthreads();
-	v = sh[0];
-	for (int i = 1; i < ATT_THREADS / 32; i++)
-		v = fmaxf(v, sh[i]);
+	v = block_allreduce<ATT_THREADS>(v, sh, [](float a, float b) { return fmaxf(a, b); });
 	__syncthreads();
 	return v;
 }
 
 static __device__ float att_block_sum(float v, float *sh)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	if ((threadIdx.x & 31) == 0)
-		sh[threadIdx.x >> 5] = v;
-	__syncthreads();
-	v = 0.0f;
-	for (int i = 0; i < ATT_THREADS / 32; i++)
-		v += sh[i];
+	v = block_allreduce<ATT_THREADS>(v, sh, [](float a, float b) { return a + b; });
 	__syncthreads();
 	return v;
 }

@@ -50,20 +50,31 @@ template <int N> static __device__ __forceinline__ void cp_async_wait(void)
 	asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
+/* v folded by op over a block of NT threads, the result in every thread:
+ * each warp folds its lanes, then every thread folds the NT / 32 warp
+ * results in warp order (sh: one T per warp). One __syncthreads: a caller
+ * that writes sh again right after synchronizes first. */
+template <int NT, typename T, typename Op>
+static __device__ __forceinline__ T block_allreduce(T v, T *sh, Op op)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+	if ((threadIdx.x & 31) == 0)
+		sh[threadIdx.x >> 5] = v;
+	__syncthreads();
+	v = sh[0];
+	for (int i = 1; i < NT / 32; i++)
+		v = op(v, sh[i]);
+	return v;
+}
+
 /* RMSNorm's scale 1 / sqrt(mean(x^2) + eps) from each thread's partial sum
- * of squares (double, as norm.cu) in a block of NT threads: warp sums, then
- * the block's (one __syncthreads; red holds one double per warp). */
+ * of squares (double, as norm.cu) in a block of NT threads (red holds one
+ * double per warp). */
 template <int NT>
 static __device__ __forceinline__ float block_rms_scale(double ss, int64_t K, float eps, double *red)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		ss += __shfl_xor_sync(0xffffffffu, ss, o);
-	if ((threadIdx.x & 31) == 0)
-		red[threadIdx.x >> 5] = ss;
-	__syncthreads();
-	ss = 0.0;
-	for (int i = 0; i < NT / 32; i++)
-		ss += red[i];
+	ss = block_allreduce<NT>(ss, red, [](double a, double b) { return a + b; });
 	return (float)(1.0 / sqrt(ss / (double)K + (double)eps));
 }
 

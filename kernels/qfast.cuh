@@ -57,6 +57,9 @@ HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i)
  * formats with a min). Fewer instructions per weight; the rounding differs
  * from the sum of deq(w) * x by a few ulp of the group's sum. */
 
+/* The types with a fast form, as (type id, decoder) for switch dispatch. */
+#define QFAST_TYPES(CALL) CALL(6, t_q5_0) CALL(8, t_q8_0) CALL(12, t_q4_K) CALL(14, t_q6_K)
+
 /* Default: no fast form, the generic decoder. */
 template <typename T> struct qfast {
 	static constexpr bool on = false;

@@ -296,14 +296,41 @@ template <typename T> static double qfast_dot_err(const uint8_t *src, int64_t n,
 	return worst;
 }
 
+static bool qfast_type(uint32_t type)
+{
+	switch (type) {
+#define QF_CASE(id, T) case id:
+		QFAST_TYPES(QF_CASE)
+#undef QF_CASE
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* For a type qfast_type() takes. */
 static double qfast_dot_any(uint32_t type, const uint8_t *src, int64_t n, float xscale)
 {
 	switch (type) {
-	case 6: return qfast_dot_err<t_q5_0>(src, n, xscale);
-	case 8: return qfast_dot_err<t_q8_0>(src, n, xscale);
-	case 12: return qfast_dot_err<t_q4_K>(src, n, xscale);
-	default: return qfast_dot_err<t_q6_K>(src, n, xscale);
+#define QF_CASE(id, T)                                                                       \
+	case id:                                                                             \
+		return qfast_dot_err<T>(src, n, xscale);
+		QFAST_TYPES(QF_CASE)
+#undef QF_CASE
 	}
+	return INFINITY;
+}
+
+static int qfast_run_any(uint32_t type, const uint8_t *src, float *dst, int64_t n, bool dev)
+{
+	switch (type) {
+#define QF_CASE(id, T)                                                                       \
+	case id:                                                                             \
+		return qfast_run<T>(src, dst, n, dev);
+		QFAST_TYPES(QF_CASE)
+#undef QF_CASE
+	}
+	return 0;
 }
 
 static void qfast_goldens(const std::string &dir, bool dev)
@@ -318,7 +345,7 @@ static void qfast_goldens(const std::string &dir, bool dev)
 		if (!f)
 			continue;
 		const mg_tensor *b = mg_tensor_get(f, "blocks"), *e = mg_tensor_get(f, "expected");
-		if (!b || !e || !(b->type == 6 || b->type == 8 || b->type == 12 || b->type == 14)) {
+		if (!b || !e || !qfast_type(b->type)) {
 			mg_close(f);
 			continue;
 		}
@@ -329,15 +356,7 @@ static void qfast_goldens(const std::string &dir, bool dev)
 			dot_perturbed = dp > dot_perturbed ? dp : dot_perturbed;
 		}
 		std::vector<float> out(e->nel);
-		int ran;
-		if (b->type == 6)
-			ran = qfast_run<t_q5_0>(b->data, out.data(), e->nel, dev);
-		else if (b->type == 8)
-			ran = qfast_run<t_q8_0>(b->data, out.data(), e->nel, dev);
-		else if (b->type == 12)
-			ran = qfast_run<t_q4_K>(b->data, out.data(), e->nel, dev);
-		else
-			ran = qfast_run<t_q6_K>(b->data, out.data(), e->nel, dev);
+		const int ran = qfast_run_any(b->type, b->data, out.data(), e->nel, dev);
 		int64_t first, nbad = bits_mismatch(out.data(), (const float *)e->data, e->nel, &first);
 		char name[96];
 		snprintf(name, sizeof(name), "%s qfast dequant %s", who, fn.c_str());

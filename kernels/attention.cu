@@ -244,22 +244,245 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
 	attn_decode_args b = a;
 	b.cs = cs; // the item's first __syncthreads orders these writes
 	attn_decode_item<HDIM, AS_WARPS, CLUSTER, HDIM <= 64 ? 32 : 16>(b, pos, blockIdx.x, sa);
+	stamp_end(300);
+}
+
+/* ---- the decode step, staged form (the default) --------------------------
+ * Measured inside the kernels (stamps.cuh, H200, Q4_K_M step): the form
+ * above spent 6.4 us per layer after its PDL wait, 3.4 of them in the key
+ * loop (key and value rows fetched from L2 / DRAM into registers, 178
+ * registers per thread) and 1.5 in rank 0's merge of 16 partials read one
+ * after the other from its peers. Here each block
+ *  - copies its key and value rows (up to ADS_S of them) into shared memory
+ *    with cp.async BEFORE the wait (cache rows below pos are final), so after
+ *    the wait the keys cost one q load from L2 and shared-memory reads;
+ *  - scores a key with TPK threads (a strided part of the dims each; the row
+ *    pitch keeps a phase of 8 lanes on 32 distinct banks), then forms the
+ *    probabilities once per key, and sums the values with a thread per
+ *    dimension (and key parity when HDIM < 128);
+ *  - pushes its (max, sum, acc) partial into the shared memory of the rank
+ *    that owns each dimension (rank r owns dims [r*HDIM/ns, (r+1)*HDIM/ns)),
+ *    so ONE cluster barrier separates the pushes from a merge that every
+ *    rank does for its own dims, reading local memory only.
+ * Sums run in a fixed order (keys ascending within a chunk, chunks
+ * ascending, splits ascending): results do not depend on timing. Contexts
+ * with more than ADS_S keys per split take further chunks after the wait. */
+#define ADS_THREADS 128
+
+template <int HDIM> struct ads_cfg {
+	static constexpr int S = HDIM <= 64 ? 64 : 32;	/* key rows per chunk */
+	static constexpr int TPK = ADS_THREADS / S;	/* threads per key (scores) */
+	static constexpr int PITCH = HDIM + 4 * TPK;	/* floats per staged row */
+	static constexpr int SUB = ADS_THREADS / HDIM;	/* key subsets (values) */
+	static constexpr int NS = 16;			/* most splits (cluster ranks) */
+};
+
+template <int HDIM> struct ads_smem {
+	float k[ads_cfg<HDIM>::S * ads_cfg<HDIM>::PITCH];
+	float v[ads_cfg<HDIM>::S * ads_cfg<HDIM>::PITCH];
+	float4 q[HDIM / 4];
+	float kcur[HDIM], vcur[HDIM];	/* this token's rotated key and its value */
+	float sc[ads_cfg<HDIM>::S], p[ads_cfg<HDIM>::S];
+	float2 cs[HDIM / 2];
+	float acc2[HDIM];
+	float mm[ads_cfg<HDIM>::NS], ml[ads_cfg<HDIM>::NS];
+	float mo[ads_cfg<HDIM>::NS][HDIM]; /* pushed partials; this rank's dims only */
+};
+
+/* Key and value rows [c0, c1) (c1 - c0 <= S) of one KV head into the chunk
+ * buffers, 16 bytes per copy, all in flight at once. */
+template <int HDIM>
+static __device__ __forceinline__ void ads_stage(ads_smem<HDIM> &sm, const float *kb, const float *vb,
+						 int64_t kv_stride, int64_t c0, int64_t c1)
+{
+	constexpr int Q4 = HDIM / 4;
+	const int n = (int)(c1 - c0) * Q4;
+
+	for (int i = threadIdx.x; i < n; i += ADS_THREADS) {
+		const int r = i / Q4, c = i % Q4;
+		const int64_t off = (c0 + r) * kv_stride + c * 4;
+		cp_async16(sm.k + r * ads_cfg<HDIM>::PITCH + c * 4, kb + off);
+		cp_async16(sm.v + r * ads_cfg<HDIM>::PITCH + c * 4, vb + off);
+	}
+	cp_async_commit();
+}
+
+/* RoPE pair j of x (global, unrotated) into y (shared), as rope_pair_cs. */
+static __device__ __forceinline__ void ads_rope(const float *x, float *y, int j, int n_rot, int neox,
+						float2 cs)
+{
+	int a, b;
+
+	if (!rope_pair_index(j, n_rot, neox, &a, &b)) {
+		y[a] = __ldcg(x + a);
+		y[b] = __ldcg(x + b);
+		return;
+	}
+	const float x0 = __ldcg(x + a), x1 = __ldcg(x + b);
+	y[a] = __fsub_rn(__fmul_rn(x0, cs.x), __fmul_rn(x1, cs.y));
+	y[b] = __fadd_rn(__fmul_rn(x0, cs.y), __fmul_rn(x1, cs.x));
+}
+
+/* One chunk of keys [c0, c0 + n) already in the buffers: scores, then the
+ * running max M, sum L and this thread's value sum acc (dim d, keys of
+ * parity sub when SUB == 2) updated online. */
+template <int HDIM>
+static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, float scale, float &M,
+						 float &L, float &acc)
+{
+	using C = ads_cfg<HDIM>;
+	const int t = threadIdx.x, key = t / C::TPK, part = t % C::TPK;
+	const int d = t % HDIM, sub = t / HDIM;
+	float s = 0.0f;
+
+	if (key < n) {
+		const float4 *kr = (const float4 *)(sm.k + key * C::PITCH);
+#pragma unroll
+		for (int i = part; i < HDIM / 4; i += C::TPK) {
+			const float4 kk = kr[i], qq = sm.q[i];
+			s = fmaf(kk.x, qq.x, s);
+			s = fmaf(kk.y, qq.y, s);
+			s = fmaf(kk.z, qq.z, s);
+			s = fmaf(kk.w, qq.w, s);
+		}
+	}
+	for (int o = 1; o < C::TPK; o <<= 1)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	if (key < n && part == 0)
+		sm.sc[key] = s * scale;
+	__syncthreads();
+	float cmax = -INFINITY;
+	for (int j = 0; j < n; j++)
+		cmax = fmaxf(cmax, sm.sc[j]);
+	const float mn = fmaxf(M, cmax), corr = M == -INFINITY ? 0.0f : expf(M - mn);
+	if (t < n)
+		sm.p[t] = expf(sm.sc[t] - mn);
+	__syncthreads();
+	float ps = 0.0f;
+	for (int j = 0; j < n; j++)
+		ps += sm.p[j];
+	L = L * corr + ps;
+	M = mn;
+	acc *= corr;
+	for (int j = sub; j < n; j += C::SUB)
+		acc = fmaf(sm.p[j], sm.v[j * C::PITCH + d], acc);
+}
+
+template <int HDIM>
+static __global__ void __launch_bounds__(ADS_THREADS)
+	attn_decode_staged_kernel(attn_decode_args a, const int32_t *__restrict__ dpos)
+{
+	using C = ads_cfg<HDIM>;
+	namespace cg = cooperative_groups;
+	__shared__ __align__(16) ads_smem<HDIM> sm;
+	cg::cluster_group cl = cg::this_cluster();
+	const int t = threadIdx.x, ns = a.nsplit;
+	const int64_t pos = dpos[0], n_vis = pos + 1, per = (n_vis + ns - 1) / ns;
+	const int h = blockIdx.x / ns, sp = blockIdx.x % ns, hk = h / (a.n_head / a.n_head_kv);
+	const int64_t kv_stride = (int64_t)a.n_head_kv * HDIM, q_dim = (int64_t)a.n_head * HDIM;
+	const int64_t j0 = sp * per, j1 = j0 + per < n_vis ? j0 + per : n_vis;
+	const bool cur = j0 <= pos && pos < j1;
+	const float *kb = a.kc + hk * HDIM, *vb = a.vc + hk * HDIM;
+	const int ch = a.chunk > 0 && a.chunk < C::S ? a.chunk : C::S; /* keys per chunk */
+	const int64_t s1 = j0 + ch < j1 ? j0 + ch : j1; /* end of the first chunk */
+
+	pdl_launch_dependents();
+	for (int j = t; j < HDIM / 2; j += ADS_THREADS) {
+		float c = 1.0f, sn = 0.0f;
+		if (j < a.n_rot / 2)
+			rope_cos_sin(pos, a.inv_freq, j, &c, &sn);
+		sm.cs[j] = make_float2(c, sn);
+	}
+	if (j0 < j1)
+		ads_stage<HDIM>(sm, kb, vb, kv_stride, j0, s1 < pos ? s1 : pos);
+	__syncthreads(); /* the cos / sin table */
+	pdl_wait();
+
+	// q rotated into shared memory; in the split holding pos, also this
+	// token's key (rotated) and value, written where its row is staged.
+	for (int i = t; i < 2 * HDIM; i += ADS_THREADS) {
+		if (i < HDIM / 2) {
+			ads_rope(a.qkv + (int64_t)h * HDIM, (float *)sm.q, i, a.n_rot, a.neox, sm.cs[i]);
+		} else if (cur && i < HDIM) {
+			const int j = i - HDIM / 2;
+			ads_rope(a.qkv + q_dim + (int64_t)hk * HDIM, sm.kcur, j, a.n_rot, a.neox, sm.cs[j]);
+		} else if (cur && i >= HDIM) {
+			sm.vcur[i - HDIM] = __ldcg(a.qkv + q_dim + kv_stride + (int64_t)hk * HDIM + i - HDIM);
+		}
+	}
+	__syncthreads();
+	if (cur) {
+		const int64_t r = pos - j0;
+		for (int i = t; i < HDIM; i += ADS_THREADS) {
+			if (r < ch) {
+				sm.k[r * C::PITCH + i] = sm.kcur[i];
+				sm.v[r * C::PITCH + i] = sm.vcur[i];
+			}
+			if (h % (a.n_head / a.n_head_kv) == 0) { // one block per KV head stores
+				a.kc[pos * kv_stride + hk * HDIM + i] = sm.kcur[i];
+				a.vc[pos * kv_stride + hk * HDIM + i] = sm.vcur[i];
+			}
+		}
+	}
+	float M = -INFINITY, L = 0.0f, acc = 0.0f;
+	for (int64_t c0 = j0; c0 < j1; c0 += ch) {
+		const int64_t c1 = c0 + ch < j1 ? c0 + ch : j1;
+		if (c0 != j0) { // a later chunk: the buffers are free again after this barrier
+			__syncthreads();
+			ads_stage<HDIM>(sm, kb, vb, kv_stride, c0, c1 < pos ? c1 : pos);
+			if (cur && pos >= c0 && pos < c1)
+				for (int i = t; i < HDIM; i += ADS_THREADS) {
+					sm.k[(pos - c0) * C::PITCH + i] = sm.kcur[i];
+					sm.v[(pos - c0) * C::PITCH + i] = sm.vcur[i];
+				}
+		}
+		cp_async_wait<0>();
+		__syncthreads();
+		ads_chunk<HDIM>(sm, (int)(c1 - c0), a.scale, M, L, acc);
+	}
+	const int d = t % HDIM;
+	if constexpr (C::SUB > 1) { // key parities combined: parity 0 + parity 1
+		if (t >= HDIM)
+			sm.acc2[d] = acc;
+		__syncthreads();
+		acc += sm.acc2[d];
+	}
+	// Push the partial to the ranks owning each dim, one barrier, merge.
+	if (t < HDIM)
+		*cl.map_shared_rank(&sm.mo[sp][d], d * ns / HDIM) = acc;
+	if (t < ns) {
+		*cl.map_shared_rank(&sm.mm[sp], t) = M;
+		*cl.map_shared_rank(&sm.ml[sp], t) = L;
+	}
+	cl.sync();
+	const int dm = (sp * HDIM + ns - 1) / ns + t; /* first dim d with d * ns / HDIM == sp */
+	if (t < HDIM && dm < HDIM && dm * ns / HDIM == sp) {
+		float mx = -INFINITY, lx = 0.0f, o = 0.0f;
+		for (int s = 0; s < ns; s++)
+			mx = fmaxf(mx, sm.mm[s]);
+		for (int s = 0; s < ns; s++) {
+			const float f = sm.mm[s] == -INFINITY ? 0.0f : expf(sm.mm[s] - mx);
+			lx += sm.ml[s] * f;
+			o += f * sm.mo[s][dm];
+		}
+		a.att[(int64_t)h * HDIM + dm] = o / lx;
+	}
+	stamp_end(301);
 }
 
 /* The largest cluster the decode attention may form: 16 blocks (a
  * non-portable size, sm_90) when the device takes it for this kernel, else
  * the portable 8. More splits shorten each block's chain of key loads
  * (H200, Q4_K_M decode step: 4 splits 0.745 ms, 6 0.697, 8 0.677). */
-template <int HDIM> static int attn_cluster_max(void)
+template <typename K> static int cluster_max_of(K kernel, int *m)
 {
-	static int m;
 	cudaLaunchConfig_t c = {};
 	cudaLaunchAttribute at[1];
 	int n = 0;
 
-	if (m)
-		return m;
-	m = 8;
+	if (*m)
+		return *m;
+	*m = 8;
 	at[0].id = cudaLaunchAttributeClusterDimension;
 	at[0].val.clusterDim.x = 16;
 	at[0].val.clusterDim.y = 1;
@@ -268,18 +491,32 @@ template <int HDIM> static int attn_cluster_max(void)
 	c.blockDim = dim3(AS_WARPS * 32);
 	c.attrs = at;
 	c.numAttrs = 1;
-	if (cudaFuncSetAttribute(attn_decode_kernel<HDIM, true>,
-				 cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
-	    cudaOccupancyMaxActiveClusters(&n, attn_decode_kernel<HDIM, true>, &c) == cudaSuccess &&
-	    n > 0)
-		m = 16;
+	if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+	    cudaOccupancyMaxActiveClusters(&n, kernel, &c) == cudaSuccess && n > 0)
+		*m = 16;
 	cudaGetLastError(); // a refusal above is an answer, not an error
-	return m;
+	return *m;
+}
+
+template <int HDIM> static int attn_cluster_max(void)
+{
+	static int m;
+	return cluster_max_of(attn_decode_kernel<HDIM, true>, &m);
+}
+
+template <int HDIM> static int attn_staged_cluster_max(void)
+{
+	static int m;
+	return cluster_max_of(attn_decode_staged_kernel<HDIM>, &m);
 }
 
 int cuda_attention_cluster_max(int64_t head_dim)
 {
-	return head_dim == 128 ? attn_cluster_max<128>() : attn_cluster_max<64>();
+	if (head_dim == 128)
+		return attn_staged_cluster_max<128>() < attn_cluster_max<128>() ? attn_staged_cluster_max<128>()
+										   : attn_cluster_max<128>();
+	return attn_staged_cluster_max<64>() < attn_cluster_max<64>() ? attn_staged_cluster_max<64>()
+								       : attn_cluster_max<64>();
 }
 
 int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,
@@ -288,7 +525,8 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 			  int nsplit, float scale, cudaStream_t s, infer_error *err)
 {
 	attn_decode_args a = { qkv, kc, vc, out, part, counters, NULL, inv_freq, (int)n_head,
-			       (int)n_head_kv, (int)n_rot, neox, nsplit, scale };
+			       (int)n_head_kv, (int)n_rot, neox, nsplit, scale,
+			       getenv("INFER_ATTN_CHUNK") ? atoi(getenv("INFER_ATTN_CHUNK")) : 0 };
 	cudaLaunchConfig_t c = {};
 	cudaLaunchAttribute at[2];
 	cudaError_t e;
@@ -299,7 +537,11 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 	// The splits of one head form a cluster (merged in distributed shared
 	// memory): at most 8 blocks, the portable cluster size.
 	const bool cluster = !getenv("INFER_ATTN_CLUSTER") || atoi(getenv("INFER_ATTN_CLUSTER"));
-	if (cluster) {
+	const bool staged = cluster && (!getenv("INFER_ATTN_STAGED") || atoi(getenv("INFER_ATTN_STAGED")));
+	if (staged) {
+		const int cm = head_dim == 64 ? attn_staged_cluster_max<64>() : attn_staged_cluster_max<128>();
+		nsplit = nsplit > cm ? cm : nsplit;
+	} else if (cluster) {
 		const int cm = head_dim == 64 ? attn_cluster_max<64>() : attn_cluster_max<128>();
 		nsplit = nsplit > cm ? cm : nsplit;
 	}
@@ -319,7 +561,10 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 	c.stream = s;
 	c.attrs = at;
 	c.numAttrs = cluster ? 2 : 1;
-	if (head_dim == 64)
+	if (staged)
+		e = head_dim == 64 ? cudaLaunchKernelEx(&c, attn_decode_staged_kernel<64>, a, dpos)
+				   : cudaLaunchKernelEx(&c, attn_decode_staged_kernel<128>, a, dpos);
+	else if (head_dim == 64)
 		e = cudaLaunchKernelEx(&c, cluster ? attn_decode_kernel<64, true> : attn_decode_kernel<64, false>, a, dpos);
 	else
 		e = cudaLaunchKernelEx(&c, cluster ? attn_decode_kernel<128, true> : attn_decode_kernel<128, false>, a, dpos);

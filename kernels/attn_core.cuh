@@ -328,6 +328,7 @@ static __device__ void attn_finish_cluster(attn_smem<HDIM, NW> &sh, float m, flo
 			sh.part[2 + lane + 32 * r] = o[r];
 	}
 	cl.sync();
+	stamp_mark(5);
 	if (cl.block_rank() == 0 && warp == 0) {
 		if (nsplit == 1)
 			for (int r = 0; r < R; r++)
@@ -336,6 +337,7 @@ static __device__ void attn_finish_cluster(attn_smem<HDIM, NW> &sh, float m, flo
 			attn_merge<HDIM, true>([&](int sp) { return (const float *)cl.map_shared_rank(sh.part, sp); },
 					       out, nsplit, lane);
 	}
+	stamp_mark(6);
 	cl.sync();
 }
 
@@ -356,6 +358,7 @@ struct attn_decode_args {
 	const double *inv_freq;
 	int n_head, n_head_kv, n_rot, neox, nsplit;
 	float scale;
+	int chunk; /* staged decode form: keys per chunk below its buffer size (checks), 0 = full */
 };
 
 template <int HDIM, int NW> struct attn_decode_smem {
@@ -388,6 +391,7 @@ static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, 
 		}
 	}
 	__syncthreads();
+	stamp_mark(2);
 	for (int i = threadIdx.x; i < HDIM; i += NW * 32) { // q pairs, then the key's
 		const int j = i % (HDIM / 2);
 		float c = 1.0f, sn = 0.0f;
@@ -412,9 +416,11 @@ static __device__ void attn_decode_item(const attn_decode_args &p, int64_t pos, 
 	float acc[R], m = -INFINITY, l = 0.0f;
 	for (int r = 0; r < R; r++)
 		acc[r] = 0.0f;
+	stamp_mark(3);
 	attn_warp_keys<HDIM, true, VB>(sa.q, p.kc + (int64_t)hk * HDIM, p.vc + (int64_t)hk * HDIM,
 				       kv_stride, j0, j1, p.scale, warp, NW, lane, cur ? pos : -1,
 				       sa.k, sa.v, m, l, acc);
+	stamp_mark(4);
 	if constexpr (CLUSTER)
 		attn_finish_cluster<HDIM, NW>(sa.c, m, l, acc, warp, lane, nsplit,
 					      p.att + (int64_t)h * HDIM);

@@ -758,6 +758,7 @@ static void cuda_free_state(void *state)
 		return;
 	if (st->s) // a speculative step may still run: free nothing under it
 		cudaStreamSynchronize(st->s);
+	cuda_stamps_dump();
 	if (st->timing && st->graph_runs)
 		fprintf(stderr, "cuda timing: %llu decode graph replays, %.4f ms GPU time each, %llu kernels each (%s%s)\n",
 			(unsigned long long)st->graph_runs, st->graph_ms / st->graph_runs,
@@ -902,6 +903,7 @@ static int init_tables(cuda_state *st, infer_error *err)
 	CK(cudaMalloc((void **)&st->attn_count, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMemset(st->attn_count, 0, (size_t)16 * hp->n_head * sizeof(unsigned)));
 	CK(cudaMallocHost((void **)&st->pin_tp, 2 * sizeof(int32_t)));
+	cuda_stamps_init();
 	st->timing = getenv("INFER_CUDA_TIMING") ? atoi(getenv("INFER_CUDA_TIMING")) : 0;
 	st->qkv3_off = getenv("INFER_CUDA_QKV3") && !atoi(getenv("INFER_CUDA_QKV3"));
 	if (st->timing) {

@@ -8,6 +8,7 @@
 
 #include "cuda_common.cuh"
 #include "qformats.cuh"
+#include "stamps.cuh"
 
 /* Programmatic dependent launch (sm_90): the decode graph is a chain of
  * short, latency-bound kernels, so a kernel launched with
@@ -21,6 +22,7 @@ static __device__ __forceinline__ void pdl_launch_dependents(void)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+	stamp_begin();
 }
 
 static __device__ __forceinline__ void pdl_wait(void)
@@ -28,7 +30,17 @@ static __device__ __forceinline__ void pdl_wait(void)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+	stamp_waited();
 }
+
+/* Block timestamps of a measurement build (stamps.cuh); no-ops otherwise. */
+#ifdef INFER_STAMPS
+void cuda_stamps_init(void);
+void cuda_stamps_dump(void);
+#else
+static inline void cuda_stamps_init(void) {}
+static inline void cuda_stamps_dump(void) {}
+#endif
 
 /* cp.async (sm_80+): 16 bytes global -> shared without passing through
  * registers (L2 only, .cg), so a block can have all of its weight bytes in

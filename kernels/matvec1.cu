@@ -196,8 +196,10 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 		for (int i = 0; i < 8; i++)
 			xp[i] = __fmul_rn(__fmul_rn(xp[i], scale), nn[i]);
 	}
+	stamp_mark(2);
 	if constexpr (STAGE && !PREDEC)
 		mv1_stage_done();
+	stamp_mark(3);
 	float xsum = 0.0f;
 	for (int i = 0; i < 8; i++)
 		xsum += xp[i];
@@ -223,6 +225,7 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 				acc[m * ROWS + r] += v[i] * xp[i];
 		}
 	}
+	stamp_mark(4);
 #pragma unroll
 	for (int r = 0; r < NM * ROWS; r++) {
 		float sr = warp_sum1(acc[r]);
@@ -230,6 +233,7 @@ static __device__ __forceinline__ void mv1_group(const mv1_args &a, int64_t row0
 			part[warp][r] = sr;
 	}
 	__syncthreads();
+	stamp_mark(5);
 	if (threadIdx.x >= ROWS || row0 + threadIdx.x >= a.M)
 		return;
 	float s = 0.0f, s2 = 0.0f;
@@ -293,8 +297,10 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 	}
 	const int64_t ng = a.K / T::G;
 	float acc[ROWS], acc2[ROWS];
+	stamp_mark(2);
 	if constexpr (STAGE)
 		mv1_stage_done();
+	stamp_mark(3);
 #pragma unroll
 	for (int r = 0; r < ROWS; r++)
 		acc[r] = acc2[r] = 0.0f;
@@ -355,6 +361,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 			}
 		}
 	}
+	stamp_mark(4);
 #pragma unroll
 	for (int r = 0; r < ROWS; r++) {
 		float s = warp_sum1(acc[r]);
@@ -367,6 +374,7 @@ static __device__ __forceinline__ void mv1_body(const mv1_args &a, int64_t blk, 
 		}
 	}
 	__syncthreads();
+	stamp_mark(5);
 	if (threadIdx.x >= ROWS || row0 + threadIdx.x >= a.M)
 		return;
 	const int r = threadIdx.x;
@@ -386,6 +394,7 @@ template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST, bool STAGE>
 static __global__ void __launch_bounds__(MV1_THREADS, PAIR ? 10 : 1) mv1_kernel(mv1_args a, iq_tabs t)
 {
 	mv1_body<T, NORM, PAIR, ROWS, FAST, STAGE>(a, blockIdx.x, t);
+	stamp_end(100 + ROWS * 4 + PAIR * 2 + NORM);
 }
 
 /* q, k and v of the decode step in one launch when their types differ (a
@@ -398,25 +407,27 @@ struct mv1_seg3 {
 };
 
 
+template <int ROWS>
 static __global__ void __launch_bounds__(MV1_THREADS) mv1_qkv_kernel(mv1_seg3 a, iq_tabs t)
 {
 	int64_t blk = blockIdx.x;
 	int i = 0;
 
-	while (i < 2 && blk >= a.s[i].M) {
-		blk -= a.s[i].M;
+	while (i < 2 && blk >= (a.s[i].M + ROWS - 1) / ROWS) {
+		blk -= (a.s[i].M + ROWS - 1) / ROWS;
 		i++;
 	}
 	switch (a.type[i]) {
 #define MV1_CASE(id, T)                                                                      \
 	case id:                                                                             \
-		mv1_body<T, true, false, 1, true>(a.s[i], blk, t);                           \
+		mv1_body<T, true, false, ROWS, true>(a.s[i], blk, t);                        \
 		break;
 		QFAST_TYPES(MV1_CASE)
 #undef MV1_CASE
 	default:
 		break; // refused by cuda_matvec1_qkv before the launch
 	}
+	stamp_end(200);
 }
 
 // Rows per block: one when M is small (most warps in flight for the
@@ -469,6 +480,15 @@ static cudaError_t mv1_run(const mv1_args &a0, cudaStream_t s)
 	return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, FAST, false>, a, cuda_tabs());
 }
 
+/* Rows per block of the normalized projections below 2048 rows (q|k|v): 1,
+ * or 2 with INFER_MV1_QKV_ROWS=2 (half the blocks, so the attention kernel
+ * that follows finds room on the SMs early). */
+static int mv1_qkv_rows(void)
+{
+	const char *v = getenv("INFER_MV1_QKV_ROWS");
+	return v && atoi(v) == 2 ? 2 : 1;
+}
+
 template <typename T, bool NORM, bool PAIR, bool FAST>
 static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 {
@@ -476,6 +496,10 @@ static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 		return mv1_run<T, true, false, 16, FAST>(a, s);
 	if (a.M >= 2048)
 		return mv1_run<T, NORM, PAIR, 4, FAST>(a, s);
+	if constexpr (NORM && !PAIR && FAST) {
+		if (mv1_qkv_rows() == 2)
+			return mv1_run<T, true, false, 2, FAST>(a, s);
+	}
 	return mv1_run<T, NORM, PAIR, 1, FAST>(a, s);
 }
 
@@ -562,7 +586,8 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 	mv1_seg3 a = {};
 	cudaLaunchConfig_t c = {};
 	cudaLaunchAttribute at[1];
-	int64_t rows = 0;
+	int64_t rows = 0, yoff = 0;
+	const int qr = mv1_qkv_rows();
 
 	if ((uintptr_t)x % 16 || (uintptr_t)nw % 16 || !nw)
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: unaligned operands");
@@ -572,10 +597,11 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 		    (uintptr_t)w[i] % 8 || M[i] <= 0)
 			return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: segment %d type %s", i,
 				      cuda_type_name(type[i]));
-		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + rows, 0,
+		a.s[i] = mv1_args{ (const uint8_t *)w[i], NULL, K, M[i], x, nw, bias[i], eps, y + yoff, 0,
 				   mv1_no_short(), 0, mv1_dot() };
 		a.type[i] = type[i];
-		rows += M[i];
+		yoff += M[i];
+		rows += (M[i] + qr - 1) / qr;
 	}
 	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
 	at[0].val.programmaticStreamSerializationAllowed = 1;
@@ -584,7 +610,8 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 	c.stream = s;
 	c.attrs = at;
 	c.numAttrs = 1;
-	cudaError_t le = cudaLaunchKernelEx(&c, mv1_qkv_kernel, a, cuda_tabs());
+	cudaError_t le = qr == 2 ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<2>, a, cuda_tabs())
+				 : cudaLaunchKernelEx(&c, mv1_qkv_kernel<1>, a, cuda_tabs());
 	if (le != cudaSuccess)
 		return cu_err(err, INFER_E_DEVICE, "cuda matvec1 qkv: launch failed: %s",
 			      cudaGetErrorString(le));

@@ -243,6 +243,8 @@ greedy_kernel(const float *__restrict__ keys, const float *__restrict__ raw, int
 	__shared__ bool last;
 	greedy_part p = greedy_none();
 
+	stamp_begin();
+
 	for (int i = blockIdx.x * GREEDY_THREADS + threadIdx.x; i < n; i += gridDim.x * GREEDY_THREADS) {
 		const float k = keys[i], x = raw[i];
 		if (better(k, i, p.bv, p.bi)) {
@@ -264,8 +266,10 @@ greedy_kernel(const float *__restrict__ keys, const float *__restrict__ raw, int
 		last = atomicAdd(count, 1u) == gridDim.x - 1;
 	}
 	__syncthreads();
-	if (!last)
+	if (!last) {
+		stamp_end(400);
 		return;
+	}
 	// The other blocks' parts (__ldcg: from L2, not this SM's L1), merged in
 	// a fixed tree as above.
 	__threadfence();
@@ -284,6 +288,7 @@ greedy_kernel(const float *__restrict__ keys, const float *__restrict__ raw, int
 	out->lp_raw = (float)((double)r - (double)p.m - log(p.s));
 	out->lp_final = 0.0f; // greedy: the pick has probability 1
 	*count = 0;
+	stamp_end(401);
 }
 
 struct pick_args {

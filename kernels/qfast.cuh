@@ -51,11 +51,78 @@ HD uint32_t byte_of(uint32_t lo, uint32_t hi, int i)
 	return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xff;
 }
 
+/* Bytes of (y:x) picked by the low nibbles of s (0..7 each), as the
+ * device's __byte_perm without its sign-replicate mode: one PRMT. */
+HD uint32_t bperm(uint32_t x, uint32_t y, uint32_t s)
+{
+#ifdef __CUDA_ARCH__
+	return __byte_perm(x, y, s);
+#else
+	const uint64_t v = x | ((uint64_t)y << 32);
+	uint32_t r = 0;
+	for (int i = 0; i < 4; i++)
+		r |= (uint32_t)((v >> (8 * ((s >> (4 * i)) & 7))) & 0xff) << (8 * i);
+	return r;
+#endif
+}
+
+/* x rotated left by s (0..31): one funnel shift on the device. */
+HD uint32_t rotl32(uint32_t x, int s)
+{
+#ifdef __CUDA_ARCH__
+	return __funnelshift_l(x, x, s);
+#else
+	return (x << s) | (x >> ((32 - s) & 31));
+#endif
+}
+
 /* Each fast form also has dot(b, g, x, xsum): the group's dot product with
  * x[0..8) with the block scale applied once to the sum of (integer) quant
  * times x instead of to every weight (xsum = x[0] + ... + x[7], for the
- * formats with a min). Fewer instructions per weight; the rounding differs
- * from the sum of deq(w) * x by a few ulp of the group's sum. */
+ * formats with a min). The rounding differs from the sum of deq(w) * x by a
+ * few ulp of the group's sum.
+ *
+ * The decode mat-vec kernels are bound by instruction issue in this phase
+ * (some 40 warps per SM all decoding), so dot works on 32-bit words of four
+ * quants: one shift and one AND give four nibbles, the high bits of q5_0
+ * and q6_K join them a word at a time, and byte_f turns each byte into a
+ * float minus the format's offset with one permute and one add. */
+
+/* Byte i (0..3) of w minus off, exactly, for base = 2^23 + off: the byte
+ * spliced under the exponent of 2^23 (0x4B000000, whose mantissa unit is 1)
+ * is 2^23 + byte, and subtracting base leaves byte - off with no rounding
+ * (both lie in [2^23, 2^24)). On the device that is one PRMT (integer pipe)
+ * and one FADD (FMA pipe). A plain (float) of a byte compiles to I2F.U8 or
+ * I2F.S8 with a byte selector on sm_90, a conversion-pipe instruction (16
+ * per clock per SM in the CUDA guide's throughput table, against 64 for
+ * the integer pipe and 128 for FP32); the integer-pipe I2FP converts whole
+ * words only and would need an extract first. The offset rides in base at
+ * no cost, so no off * xsum term has to cancel against the sum. */
+HD float byte_f(uint32_t w, int i, float base)
+{
+	return bits_f32(bperm(w, 0x4B000000u, 0x7440u | i)) - base;
+}
+
+#define QF_2P23 8388608.0f /* 2^23 */
+
+/* s + sum over the four bytes of w of (byte i - off) times x[i]. */
+HD float dot4(uint32_t w, const float *x, float base, float s)
+{
+	for (int i = 0; i < 4; i++)
+		s = fmaf(byte_f(w, i, base), x[i], s);
+	return s;
+}
+
+/* Four bits of t to bit 4 of bytes 0..3 (the fifth bits of q5_0): bits
+ * 0..3 (hi = 0) or 4..7 (hi = 1) of t, the others masked off first. The
+ * product is four copies of the masked t whose set bits do not overlap, so
+ * there are no carries and bit b of the nibble lands on bit 8b + 4. */
+HD uint32_t spread4(uint32_t t, int hi)
+{
+	if (hi)
+		return ((t & 0xf0u) * 0x00204081u) & 0x10101010u;
+	return ((t & 0x0fu) * 0x02040810u) & 0x10101010u;
+}
 
 /* The types with a fast form, as (type id, decoder) for switch dispatch. */
 #define QFAST_TYPES(CALL) CALL(6, t_q5_0) CALL(8, t_q8_0) CALL(12, t_q4_K) CALL(14, t_q6_K)
@@ -79,14 +146,15 @@ template <> struct qfast<t_q8_0> {
 		for (int i = 0; i < 8; i++)
 			y[i] = fmul_x((float)(int8_t)byte_of(lo, hi, i), d);
 	}
+	/* Signed bytes with the sign bit flipped read as byte + 128. */
 	static HD float dot(const uint8_t *b, int g, const float *x, float)
 	{
-		float d = h2f((uint16_t)ldw16(b)), s = 0.0f;
+		const float base = QF_2P23 + 128.0f;
+		float d = h2f((uint16_t)ldw16(b));
 		uint32_t lo, hi;
 		ld8_a2(b + 2 + g * 8, &lo, &hi);
-		for (int i = 0; i < 8; i++)
-			s = fmaf((float)(int8_t)byte_of(lo, hi, i), x[i], s);
-		return d * s;
+		float s = dot4(lo ^ 0x80808080u, x, base, 0.0f);
+		return d * dot4(hi ^ 0x80808080u, x + 4, base, s);
 	}
 };
 
@@ -104,17 +172,18 @@ template <> struct qfast<t_q5_0> {
 			y[i] = fmul_x((float)(q - 16), d);
 		}
 	}
+	/* Words of four 5-bit quants: the nibbles, fifth bits on bit 4. */
 	static HD float dot(const uint8_t *b, int g, const float *x, float)
 	{
-		float d = h2f((uint16_t)ldw16(b)), s = 0.0f;
+		const float base = QF_2P23 + 16.0f;
+		float d = h2f((uint16_t)ldw16(b));
 		uint32_t qh = (ldw16(b + 2) | (ldw16(b + 4) << 16)) >> (g * 8), lo, hi;
 		ld8_a2(b + 6 + (g & 1) * 8, &lo, &hi);
 		int sh = (g >> 1) * 4;
-		for (int i = 0; i < 8; i++) {
-			int q = (int)((byte_of(lo, hi, i) >> sh) & 0xf) | (int)(((qh >> i) & 1) << 4);
-			s = fmaf((float)(q - 16), x[i], s);
-		}
-		return d * s;
+		lo = ((lo >> sh) & 0x0f0f0f0fu) | spread4(qh, 0);
+		hi = ((hi >> sh) & 0x0f0f0f0fu) | spread4(qh, 1);
+		float s = dot4(lo, x, base, 0.0f);
+		return d * dot4(hi, x + 4, base, s);
 	}
 };
 
@@ -132,12 +201,34 @@ template <> struct qfast<t_q4_K> {
 	}
 	static HD float dot(const uint8_t *b, int g, const float *x, float xsum)
 	{
-		float dl, ml, s = 0.0f;
-		uint32_t lo, hi;
-		int h = group(b, g, &dl, &ml, &lo, &hi);
-		for (int i = 0; i < 8; i++)
-			s = fmaf((float)((byte_of(lo, hi, i) >> (4 * h)) & 0xf), x[i], s);
-		return dl * s - ml * xsum;
+		const unsigned ug = (unsigned)g;
+		const int j = ug >> 2, h = j & 1, c = ug >> 3, l0 = (ug & 3) * 8;
+		float dl, ml;
+		scales(b, j, &dl, &ml);
+		const uint8_t *q = b + 16 + c * 32 + l0;
+		uint32_t lo = (ldw32(q) >> (4 * h)) & 0x0f0f0f0fu;
+		uint32_t hi = (ldw32(q + 4) >> (4 * h)) & 0x0f0f0f0fu;
+		float s = dot4(lo, x, QF_2P23, 0.0f);
+		return dl * dot4(hi, x + 4, QF_2P23, s) - ml * xsum;
+	}
+	/* Scale and min of sub-block j, the values group() yields, without its
+	 * branch on j < 4: consecutive lanes take consecutive groups, so j
+	 * differs inside a warp and a branch (or a body duplicated per side,
+	 * as nvcc does for group()'s) would run both sides. The byte picks are
+	 * permutes whose selectors depend on j only, shared by every row. */
+	static HD void scales(const uint8_t *b, int j, float *dlp, float *mlp)
+	{
+		uint32_t dd = ldw32(b), s0 = ldw32(b + 4), s1 = ldw32(b + 8), s2 = ldw32(b + 12);
+		const bool lo = j < 4;
+		const int jj = j & 3, sh = 8 * jj + 2, msh = lo ? 0 : 4;
+		const uint32_t pick = lo ? jj : 4 + jj, ma = lo ? 63 : 15, mb = lo ? 0 : 0x30;
+		// j < 4: the low 6 bits of byte j of s0 (scale) and s1 (min);
+		// j >= 4: the low 4 bits from byte j - 4 of s2 (the min's in its
+		// high nibble), the top 2 from the same byte of s0 (s1).
+		uint32_t sc = (bperm(s0, s2, pick) & ma) | ((s0 >> sh) & mb);
+		uint32_t m = ((bperm(s1, s2, pick) >> msh) & ma) | ((s1 >> sh) & mb);
+		*dlp = fmul_x(h2f((uint16_t)(dd & 0xffff)), (float)sc);
+		*mlp = fmul_x(h2f((uint16_t)(dd >> 16)), (float)m);
 	}
 	/* Sub-block scale and min of group g, its 8 quant bytes; returns the
 	 * nibble (0 low, 1 high). */
@@ -175,32 +266,48 @@ template <> struct qfast<t_q6_K> {
 		for (int i = 0; i < 8; i++)
 			y[i] = fmul_x(ds, (float)q[i]);
 	}
+	/* Words of four 6-bit quants: the nibbles, 2 high bits on bits 4..5.
+	 * Bits 2k..2k+1 of each qh byte reach bits 4..5 of the same byte by a
+	 * rotation left by 4 - 2k (mod 32): no bit crosses a byte boundary
+	 * inside the kept field, whichever the direction. */
 	static HD float dot(const uint8_t *b, int g, const float *x, float)
 	{
-		int q[8];
-		float ds = group(b, g, q), s = 0.0f;
-		for (int i = 0; i < 8; i++)
-			s = fmaf((float)q[i], x[i], s);
-		return ds * s;
+		const float base = QF_2P23 + 32.0f;
+		const unsigned ug = (unsigned)g;
+		const int n = ug >> 4, k = (ug >> 2) & 3, l0 = (ug & 3) * 8;
+		uint32_t l_lo, l_hi, h_lo, h_hi;
+		ld8_a2(b + n * 64 + (k & 1) * 32 + l0, &l_lo, &l_hi);
+		ld8_a2(b + 128 + n * 32 + l0, &h_lo, &h_hi);
+		const int lsh = (k >> 1) * 4, rot = (4 - 2 * k) & 31;
+		const uint32_t hm = 0x03030303u << (2 * k);
+		l_lo = ((l_lo >> lsh) & 0x0f0f0f0fu) | rotl32(h_lo & hm, rot);
+		l_hi = ((l_hi >> lsh) & 0x0f0f0f0fu) | rotl32(h_hi & hm, rot);
+		float s = dot4(l_lo, x, base, 0.0f);
+		return scale(b, n, k, l0) * dot4(l_hi, x + 4, base, s);
+	}
+	/* Scale d * sc of the 16 elements at 128n + 32k + l0. */
+	static HD float scale(const uint8_t *b, int n, int k, int l0)
+	{
+		float d = h2f((uint16_t)ldw16(b + 208));
+		// The scale byte is signed; read through its aligned 2-byte word.
+		int si = 192 + n * 8 + 2 * k + l0 / 16;
+		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
+		return fmul_x(d, (float)sc);
 	}
 	/* The 8 signed quants of group g and their scale d * sc. */
 	static HD float group(const uint8_t *b, int g, int *q)
 	{
-		float d = h2f((uint16_t)ldw16(b + 208));
 		int e0 = g * 8, n = e0 / 128, k = (e0 % 128) / 32, l0 = e0 % 32;
 		uint32_t l_lo, l_hi, h_lo, h_hi;
 		ld8_a2(b + n * 64 + (k & 1) * 32 + l0, &l_lo, &l_hi);
 		ld8_a2(b + 128 + n * 32 + l0, &h_lo, &h_hi);
-		// The scale byte is signed; read through its aligned 2-byte word.
-		int si = 192 + n * 8 + 2 * k + l0 / 16;
-		int sc = (int)(int8_t)(ldw16(b + (si & ~1)) >> (8 * (si & 1)));
 		int lsh = k >= 2 ? 4 : 0, hsh = 2 * k;
 		for (int i = 0; i < 8; i++) {
 			int lo = (int)((byte_of(l_lo, l_hi, i) >> lsh) & 0xf);
 			int hb = (int)((byte_of(h_lo, h_hi, i) >> hsh) & 3);
 			q[i] = (lo | (hb << 4)) - 32;
 		}
-		return fmul_x(d, (float)sc);
+		return scale(b, n, k, l0);
 	}
 };
 

@@ -253,11 +253,14 @@ static int qfast_run(const uint8_t *src, float *dst, int64_t n, bool dev)
 
 /* qfast<T>::dot (the scale applied once per group) against the sum of the
  * decoded weights times x, over every group of the golden blocks with x
- * from a fixed PRNG: worst |dot - sum| / sum |w x|, where for q4_K (w =
- * dl * v - ml, dot = dl * sum v x - ml * sum x) the magnitude is that of
- * the two terms, sum (|dl v| + |ml|) |x|: near-zero weights from large
- * terms cancel there by design. xscale != 1 feeds dot a scaled x (the proof
- * that the comparison fails). */
+ * from a fixed PRNG: worst |dot - sum| / sum |w x|. For q4_K (w = dl * v -
+ * ml, dot = dl * sum v x - ml * sum x) the magnitude is that of the two
+ * terms, sum (|dl v| + |ml|) |x|: near-zero weights from large terms cancel
+ * there by design. The constant offsets of q5_0, q6_K and q8_0 (-16, -32,
+ * -128) are not taken out that way: byte_f subtracts them from each quant
+ * exactly, so dot sums exactly the weights' own terms and sum |w x| stays
+ * their magnitude (no cancellation to allow for). xscale != 1 feeds dot a
+ * scaled x (the proof that the comparison fails). */
 template <typename T> static double qfast_dot_err(const uint8_t *src, int64_t n, float xscale)
 {
 	iq_tabs t = host_tabs();
@@ -333,12 +336,25 @@ static int qfast_run_any(uint32_t type, const uint8_t *src, float *dst, int64_t 
 	return 0;
 }
 
+/* Keeps the largest e seen per type in *w (a few types: a linear scan). */
+static void note_worst(std::vector<std::pair<uint32_t, double>> *w, uint32_t type, double e)
+{
+	for (auto &tw : *w) {
+		if (tw.first == type) {
+			tw.second = e > tw.second ? e : tw.second;
+			return;
+		}
+	}
+	w->push_back({ type, e });
+}
+
 static void qfast_goldens(const std::string &dir, bool dev)
 {
 	const char *who = dev ? "cuda" : "host";
 	std::vector<std::string> files = list_dir(dir, "");
 	int ok = 0, bad = 0;
 	double dot_worst = 0.0, dot_perturbed = 0.0;
+	std::vector<std::pair<uint32_t, double>> dot_by_type; // worst per type
 
 	for (auto &fn : files) {
 		mg_file *f = mg_open((dir + "/" + fn).c_str());
@@ -354,6 +370,7 @@ static void qfast_goldens(const std::string &dir, bool dev)
 			const double dp = qfast_dot_any(b->type, b->data, e->nel, 1.0f + 1e-3f);
 			dot_worst = de > dot_worst ? de : dot_worst;
 			dot_perturbed = dp > dot_perturbed ? dp : dot_perturbed;
+			note_worst(&dot_by_type, b->type, de);
 		}
 		std::vector<float> out(e->nel);
 		const int ran = qfast_run_any(b->type, b->data, out.data(), e->nel, dev);
@@ -382,8 +399,14 @@ static void qfast_goldens(const std::string &dir, bool dev)
 	if (dev)
 		return;
 	// Rounding only: a few ulp of the group's magnitude (limit 1e-6).
-	result(dot_worst <= 1e-6, "host qfast dot vs sum of deq * x", "worst rel %.2e (<= 1e-6)",
-	       dot_worst);
+	std::string per;
+	for (auto &tw : dot_by_type) {
+		char one[48];
+		snprintf(one, sizeof(one), ", %s %.2e", infer_type_name(tw.first), tw.second);
+		per += one;
+	}
+	result(dot_worst <= 1e-6, "host qfast dot vs sum of deq * x", "worst rel %.2e (<= 1e-6)%s",
+	       dot_worst, per.c_str());
 	result(dot_perturbed > 1e-6, "qfast dot check detects x scaled by 1 + 1e-3",
 	       "worst rel %.2e (> 1e-6)", dot_perturbed);
 }

@@ -282,7 +282,8 @@ template <int HDIM> struct ads_smem {
 	float v[ads_cfg<HDIM>::S * ads_cfg<HDIM>::PITCH];
 	float4 q[HDIM / 4];
 	float kcur[HDIM], vcur[HDIM];	/* this token's rotated key and its value */
-	float sc[ads_cfg<HDIM>::S], p[ads_cfg<HDIM>::S];
+	float p[ads_cfg<HDIM>::S];
+	float red[ADS_THREADS / 32], red2[ADS_THREADS / 32];
 	float2 cs[HDIM / 2];
 	float acc2[HDIM];
 	float mm[ads_cfg<HDIM>::NS], ml[ads_cfg<HDIM>::NS];
@@ -348,24 +349,44 @@ static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, floa
 	}
 	for (int o = 1; o < C::TPK; o <<= 1)
 		s += __shfl_xor_sync(0xffffffffu, s, o);
-	if (key < n && part == 0)
-		sm.sc[key] = s * scale;
+	// Block max and sum by warp shuffles and one shared slot per warp (the
+	// key's TPK lanes all hold its score; the sum counts part 0 only).
+	const int lane = t & 31, warp = t >> 5;
+	const float sk = key < n ? s * scale : -INFINITY;
+	float wm = sk;
+	for (int o = 16; o > 0; o >>= 1)
+		wm = fmaxf(wm, __shfl_xor_sync(0xffffffffu, wm, o));
+	if (lane == 0)
+		sm.red[warp] = wm;
 	__syncthreads();
-	float cmax = -INFINITY;
-	for (int j = 0; j < n; j++)
-		cmax = fmaxf(cmax, sm.sc[j]);
+	float cmax = sm.red[0];
+	for (int w = 1; w < ADS_THREADS / 32; w++)
+		cmax = fmaxf(cmax, sm.red[w]);
 	const float mn = fmaxf(M, cmax), corr = M == -INFINITY ? 0.0f : expf(M - mn);
-	if (t < n)
-		sm.p[t] = expf(sm.sc[t] - mn);
+	const float p = key < n ? expf(sk - mn) : 0.0f;
+	if (key < n && part == 0)
+		sm.p[key] = p;
+	float ws = part == 0 ? p : 0.0f;
+	for (int o = 16; o > 0; o >>= 1)
+		ws += __shfl_xor_sync(0xffffffffu, ws, o);
+	if (lane == 0)
+		sm.red2[warp] = ws;
 	__syncthreads();
 	float ps = 0.0f;
-	for (int j = 0; j < n; j++)
-		ps += sm.p[j];
+	for (int w = 0; w < ADS_THREADS / 32; w++)
+		ps += sm.red2[w];
+	// Two chains over this thread's keys (j, j + SUB, ...), then added.
+	float a0 = 0.0f, a1 = 0.0f;
+	int j = sub;
+	for (; j + C::SUB < n; j += 2 * C::SUB) {
+		a0 = fmaf(sm.p[j], sm.v[j * C::PITCH + d], a0);
+		a1 = fmaf(sm.p[j + C::SUB], sm.v[(j + C::SUB) * C::PITCH + d], a1);
+	}
+	if (j < n)
+		a0 = fmaf(sm.p[j], sm.v[j * C::PITCH + d], a0);
 	L = L * corr + ps;
 	M = mn;
-	acc *= corr;
-	for (int j = sub; j < n; j += C::SUB)
-		acc = fmaf(sm.p[j], sm.v[j * C::PITCH + d], acc);
+	acc = acc * corr + (a0 + a1);
 }
 
 template <int HDIM>
@@ -411,6 +432,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 		}
 	}
 	__syncthreads();
+	stamp_mark(2);
 	if (cur) {
 		const int64_t r = pos - j0;
 		for (int i = t; i < HDIM; i += ADS_THREADS) {
@@ -438,8 +460,10 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 		}
 		cp_async_wait<0>();
 		__syncthreads();
+		stamp_mark(3);
 		ads_chunk<HDIM>(sm, (int)(c1 - c0), a.scale, M, L, acc);
 	}
+	stamp_mark(4);
 	const int d = t % HDIM;
 	if constexpr (C::SUB > 1) { // key parities combined: parity 0 + parity 1
 		if (t >= HDIM)
@@ -454,7 +478,9 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 		*cl.map_shared_rank(&sm.mm[sp], t) = M;
 		*cl.map_shared_rank(&sm.ml[sp], t) = L;
 	}
+	stamp_mark(5);
 	cl.sync();
+	stamp_mark(6);
 	const int dm = (sp * HDIM + ns - 1) / ns + t; /* first dim d with d * ns / HDIM == sp */
 	if (t < HDIM && dm < HDIM && dm * ns / HDIM == sp) {
 		float mx = -INFINITY, lx = 0.0f, o = 0.0f;

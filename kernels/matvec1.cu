@@ -407,7 +407,7 @@ struct mv1_seg3 {
 };
 
 
-template <int ROWS>
+template <int ROWS, bool STAGE = false>
 static __global__ void __launch_bounds__(MV1_THREADS) mv1_qkv_kernel(mv1_seg3 a, iq_tabs t)
 {
 	int64_t blk = blockIdx.x;
@@ -420,7 +420,7 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_qkv_kernel(mv1_seg3 a,
 	switch (a.type[i]) {
 #define MV1_CASE(id, T)                                                                      \
 	case id:                                                                             \
-		mv1_body<T, true, false, ROWS, true>(a.s[i], blk, t);                        \
+		mv1_body<T, true, false, ROWS, true, STAGE>(a.s[i], blk, t);                 \
 		break;
 		QFAST_TYPES(MV1_CASE)
 #undef MV1_CASE
@@ -488,14 +488,7 @@ static cudaError_t mv1_run(const mv1_args &a0, cudaStream_t s)
 static int mv1_qkv_rows(void)
 {
 	const char *v = getenv("INFER_MV1_QKV_ROWS");
-	return v && (atoi(v) == 1 || atoi(v) == 2 || atoi(v) == 8) ? atoi(v) : 4;
-}
-
-/* Measurement knob: rows per block of the output projection (1, or 8). */
-static int mv1_knob(const char *name, int def, int alt)
-{
-	const char *v = getenv(name);
-	return v && atoi(v) == alt ? alt : def;
+	return v && (atoi(v) == 1 || atoi(v) == 2) ? atoi(v) : 4;
 }
 
 template <typename T, bool NORM, bool PAIR, bool FAST>
@@ -503,10 +496,6 @@ static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 {
 	if (NORM && !PAIR && a.M >= 16384)
 		return mv1_run<T, true, false, 16, FAST>(a, s);
-	if constexpr (!NORM && !PAIR && FAST) {
-		if (a.M < 2048 && a.K <= 8 * MV1_THREADS && mv1_knob("INFER_MV1_OUT_ROWS", 1, 8) == 8)
-			return mv1_run<T, false, false, 8, FAST>(a, s);
-	}
 	if (a.M >= 2048)
 		return mv1_run<T, NORM, PAIR, 4, FAST>(a, s);
 	if constexpr (NORM && !PAIR && FAST) {
@@ -514,8 +503,6 @@ static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 			return mv1_run<T, true, false, 2, FAST>(a, s);
 		if (mv1_qkv_rows() == 4)
 			return mv1_run<T, true, false, 4, FAST>(a, s);
-		if (mv1_qkv_rows() == 8)
-			return mv1_run<T, true, false, 8, FAST>(a, s);
 	}
 	return mv1_run<T, NORM, PAIR, 1, FAST>(a, s);
 }
@@ -605,6 +592,8 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 	cudaLaunchAttribute at[1];
 	int64_t rows = 0, yoff = 0;
 	const int qr = mv1_qkv_rows();
+	bool staged = true;
+	size_t smem = 0;
 
 	if ((uintptr_t)x % 16 || (uintptr_t)nw % 16 || !nw)
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: unaligned operands");
@@ -619,7 +608,19 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 		a.type[i] = type[i];
 		yoff += M[i];
 		rows += (M[i] + qr - 1) / qr;
+		// Four rows per block decode after the wait: their rows are staged
+		// in shared memory (as mv1_run's staged forms), one buffer per block.
+		const int64_t pitch = (qr * (K / bs) * ts + 15 + 15) & ~(int64_t)15;
+		const char *sv = getenv("INFER_MV1_STAGE");
+		if (qr == 4 && !(sv && !atoi(sv)) && !((uintptr_t)w[i] % 16) && pitch <= MV1_STAGE_MAX) {
+			a.s[i].pitch = (int)pitch;
+			smem = (size_t)pitch > smem ? (size_t)pitch : smem;
+		} else {
+			staged = false;
+		}
 	}
+	if (staged)
+		c.dynamicSmemBytes = smem;
 	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
 	at[0].val.programmaticStreamSerializationAllowed = 1;
 	c.gridDim = dim3((unsigned)rows);
@@ -628,9 +629,9 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 	c.attrs = at;
 	c.numAttrs = 1;
 	cudaError_t le = qr == 2   ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<2>, a, cuda_tabs())
-			 : qr == 4 ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<4>, a, cuda_tabs())
-			 : qr == 8 ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<8>, a, cuda_tabs())
-				   : cudaLaunchKernelEx(&c, mv1_qkv_kernel<1>, a, cuda_tabs());
+			 : qr == 1 ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<1>, a, cuda_tabs())
+			 : staged  ? cudaLaunchKernelEx(&c, mv1_qkv_kernel<4, true>, a, cuda_tabs())
+				   : cudaLaunchKernelEx(&c, mv1_qkv_kernel<4>, a, cuda_tabs());
 	if (le != cudaSuccess)
 		return cu_err(err, INFER_E_DEVICE, "cuda matvec1 qkv: launch failed: %s",
 			      cudaGetErrorString(le));

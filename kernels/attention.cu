@@ -267,13 +267,12 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
  * Sums run in a fixed order (keys ascending within a chunk, chunks
  * ascending, splits ascending): results do not depend on timing. Contexts
  * with more than ADS_S keys per split take further chunks after the wait. */
-#define ADS_THREADS 128
-
 template <int HDIM> struct ads_cfg {
+	static constexpr int NT = HDIM <= 64 ? 256 : 128; /* threads (static smem < 48 KB) */
 	static constexpr int S = HDIM <= 64 ? 64 : 32;	/* key rows per chunk */
-	static constexpr int TPK = ADS_THREADS / S;	/* threads per key (scores) */
+	static constexpr int TPK = NT / S;		/* threads per key (scores) */
 	static constexpr int PITCH = HDIM + 4 * TPK;	/* floats per staged row */
-	static constexpr int SUB = ADS_THREADS / HDIM;	/* key subsets (values) */
+	static constexpr int SUB = NT / HDIM;		/* key subsets (values) */
 	static constexpr int NS = 16;			/* most splits (cluster ranks) */
 };
 
@@ -283,9 +282,9 @@ template <int HDIM> struct ads_smem {
 	float4 q[HDIM / 4];
 	float kcur[HDIM], vcur[HDIM];	/* this token's rotated key and its value */
 	float p[ads_cfg<HDIM>::S];
-	float red[ADS_THREADS / 32], red2[ADS_THREADS / 32];
+	float red[ads_cfg<HDIM>::NT / 32], red2[ads_cfg<HDIM>::NT / 32];
 	float2 cs[HDIM / 2];
-	float acc2[HDIM];
+	float acc2[ads_cfg<HDIM>::SUB > 1 ? ads_cfg<HDIM>::SUB - 1 : 1][HDIM];
 	float mm[ads_cfg<HDIM>::NS], ml[ads_cfg<HDIM>::NS];
 	float mo[ads_cfg<HDIM>::NS][HDIM]; /* pushed partials; this rank's dims only */
 };
@@ -299,7 +298,7 @@ static __device__ __forceinline__ void ads_stage(ads_smem<HDIM> &sm, const float
 	constexpr int Q4 = HDIM / 4;
 	const int n = (int)(c1 - c0) * Q4;
 
-	for (int i = threadIdx.x; i < n; i += ADS_THREADS) {
+	for (int i = threadIdx.x; i < n; i += ads_cfg<HDIM>::NT) {
 		const int r = i / Q4, c = i % Q4;
 		const int64_t off = (c0 + r) * kv_stride + c * 4;
 		cp_async16(sm.k + r * ads_cfg<HDIM>::PITCH + c * 4, kb + off);
@@ -360,7 +359,7 @@ static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, floa
 		sm.red[warp] = wm;
 	__syncthreads();
 	float cmax = sm.red[0];
-	for (int w = 1; w < ADS_THREADS / 32; w++)
+	for (int w = 1; w < C::NT / 32; w++)
 		cmax = fmaxf(cmax, sm.red[w]);
 	const float mn = fmaxf(M, cmax), corr = M == -INFINITY ? 0.0f : expf(M - mn);
 	const float p = key < n ? expf(sk - mn) : 0.0f;
@@ -373,7 +372,7 @@ static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, floa
 		sm.red2[warp] = ws;
 	__syncthreads();
 	float ps = 0.0f;
-	for (int w = 0; w < ADS_THREADS / 32; w++)
+	for (int w = 0; w < C::NT / 32; w++)
 		ps += sm.red2[w];
 	// Two chains over this thread's keys (j, j + SUB, ...), then added.
 	float a0 = 0.0f, a1 = 0.0f;
@@ -390,7 +389,7 @@ static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, floa
 }
 
 template <int HDIM>
-static __global__ void __launch_bounds__(ADS_THREADS)
+static __global__ void __launch_bounds__(ads_cfg<HDIM>::NT)
 	attn_decode_staged_kernel(attn_decode_args a, const int32_t *__restrict__ dpos)
 {
 	using C = ads_cfg<HDIM>;
@@ -408,7 +407,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 	const int64_t s1 = j0 + ch < j1 ? j0 + ch : j1; /* end of the first chunk */
 
 	pdl_launch_dependents();
-	for (int j = t; j < HDIM / 2; j += ADS_THREADS) {
+	for (int j = t; j < HDIM / 2; j += C::NT) {
 		float c = 1.0f, sn = 0.0f;
 		if (j < a.n_rot / 2)
 			rope_cos_sin(pos, a.inv_freq, j, &c, &sn);
@@ -421,7 +420,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 
 	// q rotated into shared memory; in the split holding pos, also this
 	// token's key (rotated) and value, written where its row is staged.
-	for (int i = t; i < 2 * HDIM; i += ADS_THREADS) {
+	for (int i = t; i < 2 * HDIM; i += C::NT) {
 		if (i < HDIM / 2) {
 			ads_rope(a.qkv + (int64_t)h * HDIM, (float *)sm.q, i, a.n_rot, a.neox, sm.cs[i]);
 		} else if (cur && i < HDIM) {
@@ -435,7 +434,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 	stamp_mark(2);
 	if (cur) {
 		const int64_t r = pos - j0;
-		for (int i = t; i < HDIM; i += ADS_THREADS) {
+		for (int i = t; i < HDIM; i += C::NT) {
 			if (r < ch) {
 				sm.k[r * C::PITCH + i] = sm.kcur[i];
 				sm.v[r * C::PITCH + i] = sm.vcur[i];
@@ -453,7 +452,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 			__syncthreads();
 			ads_stage<HDIM>(sm, kb, vb, kv_stride, c0, c1 < pos ? c1 : pos);
 			if (cur && pos >= c0 && pos < c1)
-				for (int i = t; i < HDIM; i += ADS_THREADS) {
+				for (int i = t; i < HDIM; i += C::NT) {
 					sm.k[(pos - c0) * C::PITCH + i] = sm.kcur[i];
 					sm.v[(pos - c0) * C::PITCH + i] = sm.vcur[i];
 				}
@@ -465,11 +464,12 @@ static __global__ void __launch_bounds__(ADS_THREADS)
 	}
 	stamp_mark(4);
 	const int d = t % HDIM;
-	if constexpr (C::SUB > 1) { // key parities combined: parity 0 + parity 1
+	if constexpr (C::SUB > 1) { // the key subsets combined in subset order
 		if (t >= HDIM)
-			sm.acc2[d] = acc;
+			sm.acc2[t / HDIM - 1][d] = acc;
 		__syncthreads();
-		acc += sm.acc2[d];
+		for (int u = 0; u < C::SUB - 1; u++)
+			acc += sm.acc2[u][d];
 	}
 	// Push the partial to the ranks owning each dim, one barrier, merge.
 	if (t < HDIM)
@@ -500,7 +500,7 @@ static __global__ void __launch_bounds__(ADS_THREADS)
  * non-portable size, sm_90) when the device takes it for this kernel, else
  * the portable 8. More splits shorten each block's chain of key loads
  * (H200, Q4_K_M decode step: 4 splits 0.745 ms, 6 0.697, 8 0.677). */
-template <typename K> static int cluster_max_of(K kernel, int *m)
+template <typename K> static int cluster_max_of(K kernel, int threads, int *m)
 {
 	cudaLaunchConfig_t c = {};
 	cudaLaunchAttribute at[1];
@@ -514,7 +514,7 @@ template <typename K> static int cluster_max_of(K kernel, int *m)
 	at[0].val.clusterDim.y = 1;
 	at[0].val.clusterDim.z = 1;
 	c.gridDim = dim3(16);
-	c.blockDim = dim3(AS_WARPS * 32);
+	c.blockDim = dim3(threads);
 	c.attrs = at;
 	c.numAttrs = 1;
 	if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
@@ -527,13 +527,13 @@ template <typename K> static int cluster_max_of(K kernel, int *m)
 template <int HDIM> static int attn_cluster_max(void)
 {
 	static int m;
-	return cluster_max_of(attn_decode_kernel<HDIM, true>, &m);
+	return cluster_max_of(attn_decode_kernel<HDIM, true>, AS_WARPS * 32, &m);
 }
 
 template <int HDIM> static int attn_staged_cluster_max(void)
 {
 	static int m;
-	return cluster_max_of(attn_decode_staged_kernel<HDIM>, &m);
+	return cluster_max_of(attn_decode_staged_kernel<HDIM>, ads_cfg<HDIM>::NT, &m);
 }
 
 int cuda_attention_cluster_max(int64_t head_dim)
@@ -583,7 +583,7 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 	at[1].val.clusterDim.y = 1;
 	at[1].val.clusterDim.z = 1;
 	c.gridDim = dim3((unsigned)(n_head * nsplit));
-	c.blockDim = dim3(AS_WARPS * 32);
+	c.blockDim = dim3(!staged ? AS_WARPS * 32 : head_dim == 64 ? ads_cfg<64>::NT : ads_cfg<128>::NT);
 	c.stream = s;
 	c.attrs = at;
 	c.numAttrs = cluster ? 2 : 1;

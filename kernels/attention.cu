@@ -253,20 +253,21 @@ static __global__ void __launch_bounds__(AS_WARPS * 32)
  * loop (key and value rows fetched from L2 / DRAM into registers, 178
  * registers per thread) and 1.5 in rank 0's merge of 16 partials read one
  * after the other from its peers. Here each block
- *  - copies its key and value rows (up to ADS_S of them) into shared memory
+ *  - copies its key and value rows (up to ads_cfg::S of them) into shared memory
  *    with cp.async BEFORE the wait (cache rows below pos are final), so after
  *    the wait the keys cost one q load from L2 and shared-memory reads;
  *  - scores a key with TPK threads (a strided part of the dims each; the row
  *    pitch keeps a phase of 8 lanes on 32 distinct banks), then forms the
  *    probabilities once per key, and sums the values with a thread per
- *    dimension (and key parity when HDIM < 128);
+ *    dimension and key subset (NT / HDIM subsets);
  *  - pushes its (max, sum, acc) partial into the shared memory of the rank
  *    that owns each dimension (rank r owns dims [r*HDIM/ns, (r+1)*HDIM/ns)),
  *    so ONE cluster barrier separates the pushes from a merge that every
  *    rank does for its own dims, reading local memory only.
  * Sums run in a fixed order (keys ascending within a chunk, chunks
  * ascending, splits ascending): results do not depend on timing. Contexts
- * with more than ADS_S keys per split take further chunks after the wait. */
+ * with more than ads_cfg::S keys per split take further chunks after the
+ * wait. */
 template <int HDIM> struct ads_cfg {
 	static constexpr int NT = HDIM <= 64 ? 256 : 128; /* threads (static smem < 48 KB) */
 	static constexpr int S = HDIM <= 64 ? 64 : 32;	/* key rows per chunk */
@@ -307,25 +308,22 @@ static __device__ __forceinline__ void ads_stage(ads_smem<HDIM> &sm, const float
 	cp_async_commit();
 }
 
-/* RoPE pair j of x (global, unrotated) into y (shared), as rope_pair_cs. */
+/* RoPE pair j of x (global, unrotated) into y (shared): the pair's two
+ * elements copied, then rotated in place by rope_pair_cs. */
 static __device__ __forceinline__ void ads_rope(const float *x, float *y, int j, int n_rot, int neox,
 						float2 cs)
 {
 	int a, b;
 
-	if (!rope_pair_index(j, n_rot, neox, &a, &b)) {
-		y[a] = __ldcg(x + a);
-		y[b] = __ldcg(x + b);
-		return;
-	}
-	const float x0 = __ldcg(x + a), x1 = __ldcg(x + b);
-	y[a] = __fsub_rn(__fmul_rn(x0, cs.x), __fmul_rn(x1, cs.y));
-	y[b] = __fadd_rn(__fmul_rn(x0, cs.y), __fmul_rn(x1, cs.x));
+	rope_pair_index(j, n_rot, neox, &a, &b);
+	y[a] = __ldcg(x + a);
+	y[b] = __ldcg(x + b);
+	rope_pair_cs(y, j, n_rot, neox, cs.x, cs.y, &a, &b);
 }
 
 /* One chunk of keys [c0, c0 + n) already in the buffers: scores, then the
- * running max M, sum L and this thread's value sum acc (dim d, keys of
- * parity sub when SUB == 2) updated online. */
+ * running max M, sum L and this thread's value sum acc (dim d, keys sub,
+ * sub + SUB, ...) updated online. */
 template <int HDIM>
 static __device__ __forceinline__ void ads_chunk(ads_smem<HDIM> &sm, int n, float scale, float &M,
 						 float &L, float &acc)
@@ -538,11 +536,10 @@ template <int HDIM> static int attn_staged_cluster_max(void)
 
 int cuda_attention_cluster_max(int64_t head_dim)
 {
-	if (head_dim == 128)
-		return attn_staged_cluster_max<128>() < attn_cluster_max<128>() ? attn_staged_cluster_max<128>()
-										   : attn_cluster_max<128>();
-	return attn_staged_cluster_max<64>() < attn_cluster_max<64>() ? attn_staged_cluster_max<64>()
-								       : attn_cluster_max<64>();
+	const int staged = head_dim == 128 ? attn_staged_cluster_max<128>() : attn_staged_cluster_max<64>();
+	const int regs = head_dim == 128 ? attn_cluster_max<128>() : attn_cluster_max<64>();
+
+	return staged < regs ? staged : regs;
 }
 
 int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, float *part,
@@ -561,7 +558,7 @@ int cuda_attention_decode(const float *qkv, float *kc, float *vc, float *out, fl
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda decode attention: head_dim %lld",
 			      (long long)head_dim);
 	// The splits of one head form a cluster (merged in distributed shared
-	// memory): at most 8 blocks, the portable cluster size.
+	// memory): at most the size the device takes for the kernel (16 or 8).
 	const bool cluster = !getenv("INFER_ATTN_CLUSTER") || atoi(getenv("INFER_ATTN_CLUSTER"));
 	const bool staged = cluster && (!getenv("INFER_ATTN_STAGED") || atoi(getenv("INFER_ATTN_STAGED")));
 	if (staged) {

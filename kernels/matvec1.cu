@@ -442,17 +442,28 @@ static __global__ void __launch_bounds__(MV1_THREADS) mv1_qkv_kernel(mv1_seg3 a,
 // shared memory (the default limit), else the L2 prefetch.
 #define MV1_STAGE_MAX (48 * 1024)
 
+/* Shared-memory bytes per matrix for staging `bytes` of each of nmat
+ * matrices (w, and w2 when not NULL) with mv1_stage_rows (room for the
+ * span's shift to 16-byte alignment), or 0 when they are not staged:
+ * INFER_MV1_STAGE=0, a base not 16-byte aligned, or over MV1_STAGE_MAX. */
+static int mv1_stage_pitch(int64_t bytes, int nmat, const uint8_t *w, const uint8_t *w2)
+{
+	const int64_t pitch = (bytes + 15 + 15) & ~(int64_t)15;
+	const char *v = getenv("INFER_MV1_STAGE");
+
+	if ((v && !atoi(v)) || (uintptr_t)w % 16 || (w2 && (uintptr_t)w2 % 16) ||
+	    pitch * nmat > MV1_STAGE_MAX)
+		return 0;
+	return (int)pitch;
+}
+
 template <typename T, bool NORM, bool PAIR, int ROWS>
 static int mv1_pitch(const mv1_args &a)
 {
-	const int64_t rb = (a.K / T::BS) * T::TS, pitch = (ROWS * rb + 15 + 15) & ~(int64_t)15;
+	const int64_t rb = (a.K / T::BS) * T::TS;
 	const bool predec = T::G == 8 && a.K <= 8 * MV1_THREADS && !a.no_short && ROWS * (PAIR ? 2 : 1) <= 2;
-	const char *v = getenv("INFER_MV1_STAGE");
 
-	if ((v && !atoi(v)) || predec || (uintptr_t)a.w % 16 || (PAIR && (uintptr_t)a.w2 % 16) ||
-	    pitch * (PAIR ? 2 : 1) > MV1_STAGE_MAX)
-		return 0;
-	return (int)pitch;
+	return predec ? 0 : mv1_stage_pitch(ROWS * rb, PAIR ? 2 : 1, a.w, PAIR ? a.w2 : NULL);
 }
 
 template <typename T, bool NORM, bool PAIR, int ROWS, bool FAST>
@@ -480,11 +491,11 @@ static cudaError_t mv1_run(const mv1_args &a0, cudaStream_t s)
 	return cudaLaunchKernelEx(&c, mv1_kernel<T, NORM, PAIR, ROWS, FAST, false>, a, cuda_tabs());
 }
 
-/* Rows per block of the normalized projections below 2048 rows (q|k|v): 2
- * (half the blocks of one row each, so the attention kernel that follows
- * finds room on the SMs and stages its keys before its wait; H200: 0.557 ->
- * 0.540 ms per Q4_K_M step, 0.566 -> 0.530 Q8_0); INFER_MV1_QKV_ROWS=1 for
- * one. */
+/* Rows per block of the normalized projections below 2048 rows (q|k|v): 4,
+ * staged (a quarter of the blocks of one row each, so the attention kernel
+ * that follows finds room on the SMs and stages its keys before its wait;
+ * H200, Q4_K_M 1,758-1,772 tok/s at 2 rows -> 1,796-1,811 at 4, Q8_0
+ * 1,811-1,823 -> 1,888-1,892); INFER_MV1_QKV_ROWS=1 or 2 to compare. */
 static int mv1_qkv_rows(void)
 {
 	const char *v = getenv("INFER_MV1_QKV_ROWS");
@@ -499,9 +510,10 @@ static cudaError_t mv1_go(const mv1_args &a, cudaStream_t s)
 	if (a.M >= 2048)
 		return mv1_run<T, NORM, PAIR, 4, FAST>(a, s);
 	if constexpr (NORM && !PAIR && FAST) {
-		if (mv1_qkv_rows() == 2)
+		const int qr = mv1_qkv_rows();
+		if (qr == 2)
 			return mv1_run<T, true, false, 2, FAST>(a, s);
-		if (mv1_qkv_rows() == 4)
+		if (qr == 4)
 			return mv1_run<T, true, false, 4, FAST>(a, s);
 	}
 	return mv1_run<T, NORM, PAIR, 1, FAST>(a, s);
@@ -571,18 +583,6 @@ int cuda_matvec1(uint32_t type, const void *w, const void *w2, int64_t K, int64_
 	return 0;
 }
 
-static bool mv1_qkv_type(uint32_t type)
-{
-	switch (type) {
-#define MV1_CASE(id, T) case id:
-		QFAST_TYPES(MV1_CASE)
-#undef MV1_CASE
-		return true;
-	default:
-		return false;
-	}
-}
-
 int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64_t M[3], int64_t K,
 		     const float *x, const float *nw, float eps, const float *const bias[3],
 		     float *y, cudaStream_t s, infer_error *err)
@@ -599,7 +599,7 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 		return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: unaligned operands");
 	for (int i = 0; i < 3; i++) {
 		int bs, ts;
-		if (!mv1_qkv_type(type[i]) || !cuda_type_block(type[i], &bs, &ts) || K % bs ||
+		if (!qfast_type(type[i]) || !cuda_type_block(type[i], &bs, &ts) || K % bs ||
 		    (uintptr_t)w[i] % 8 || M[i] <= 0)
 			return cu_err(err, INFER_E_UNSUPPORTED, "cuda matvec1 qkv: segment %d type %s", i,
 				      cuda_type_name(type[i]));
@@ -610,14 +610,9 @@ int cuda_matvec1_qkv(const uint32_t type[3], const void *const w[3], const int64
 		rows += (M[i] + qr - 1) / qr;
 		// Four rows per block decode after the wait: their rows are staged
 		// in shared memory (as mv1_run's staged forms), one buffer per block.
-		const int64_t pitch = (qr * (K / bs) * ts + 15 + 15) & ~(int64_t)15;
-		const char *sv = getenv("INFER_MV1_STAGE");
-		if (qr == 4 && !(sv && !atoi(sv)) && !((uintptr_t)w[i] % 16) && pitch <= MV1_STAGE_MAX) {
-			a.s[i].pitch = (int)pitch;
-			smem = (size_t)pitch > smem ? (size_t)pitch : smem;
-		} else {
-			staged = false;
-		}
+		a.s[i].pitch = qr == 4 ? mv1_stage_pitch(qr * (K / bs) * ts, 1, a.s[i].w, NULL) : 0;
+		staged = staged && a.s[i].pitch;
+		smem = (size_t)a.s[i].pitch > smem ? (size_t)a.s[i].pitch : smem;
 	}
 	if (staged)
 		c.dynamicSmemBytes = smem;

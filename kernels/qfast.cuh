@@ -127,6 +127,20 @@ HD uint32_t spread4(uint32_t t, int hi)
 /* The types with a fast form, as (type id, decoder) for switch dispatch. */
 #define QFAST_TYPES(CALL) CALL(6, t_q5_0) CALL(8, t_q8_0) CALL(12, t_q4_K) CALL(14, t_q6_K)
 
+/* Whether type id `type` has a fast form (the decode mat-vec's q|k|v kernel
+ * and the self-test's qfast checks ask). */
+static inline bool qfast_type(uint32_t type)
+{
+	switch (type) {
+#define QF_CASE(id, T) case id:
+		QFAST_TYPES(QF_CASE)
+#undef QF_CASE
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Default: no fast form, the generic decoder. */
 template <typename T> struct qfast {
 	static constexpr bool on = false;

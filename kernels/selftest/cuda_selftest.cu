@@ -299,18 +299,6 @@ template <typename T> static double qfast_dot_err(const uint8_t *src, int64_t n,
 	return worst;
 }
 
-static bool qfast_type(uint32_t type)
-{
-	switch (type) {
-#define QF_CASE(id, T) case id:
-		QFAST_TYPES(QF_CASE)
-#undef QF_CASE
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* For a type qfast_type() takes. */
 static double qfast_dot_any(uint32_t type, const uint8_t *src, int64_t n, float xscale)
 {
